@@ -1,0 +1,52 @@
+//! `sembed info`: what a model is.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{InfoArgs, model};
+
+pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let model = model::load(&args.model)?;
+    let i = model.info();
+    let dense: Vec<String> = i.dense.iter().map(|(a, b)| format!("{a}->{b}")).collect();
+    let text = if args.json {
+        let v = serde_json::json!({
+            "name": i.name,
+            "architecture": i.architecture,
+            "layers": i.layers,
+            "hidden_size": i.hidden_size,
+            "dimensions": i.dim,
+            "max_seq_length": i.max_seq_length,
+            "pooling": i.pooling,
+            "dense": dense,
+            "normalize": i.normalize,
+            "tokenizer": i.tokenizer,
+            "weights": i.weights_dtype,
+            "source": i.source,
+        });
+        format!("{v:#}\n")
+    } else {
+        let dense = if dense.is_empty() { "none".to_string() } else { dense.join(", ") };
+        format!(
+            "name:           {}\narchitecture:   {} ({} layers, hidden {})\ndimensions:     {}\n\
+             max length:     {} tokens\npooling:        {}\ndense:          {}\nnormalize:      {}\n\
+             tokenizer:      {}\nweights:        {}\nsource:         {}\n",
+            i.name,
+            i.architecture,
+            i.layers,
+            i.hidden_size,
+            i.dim,
+            i.max_seq_length,
+            i.pooling.join(" + "),
+            dense,
+            if i.normalize { "yes" } else { "no" },
+            i.tokenizer,
+            i.weights_dtype,
+            i.source,
+        )
+    };
+    std::io::stdout().lock().write_all(text.as_bytes()).context("writing to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}

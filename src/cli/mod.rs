@@ -1,0 +1,168 @@
+//! Command-line definitions (clap) and dispatch. Each command's execution lives in its own file and
+//! reaches the library only through its public API. Data goes to stdout, messages to stderr.
+
+mod embed;
+mod info;
+mod input;
+mod model;
+mod similarity;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit code for failures (bad model, bad input, I/O); clap uses 2 for usage errors.
+const EXIT_FAILURE: u8 = 1;
+/// Exit code for options that parse but make no sense (e.g. --max-length 0).
+const EXIT_USAGE: u8 = 2;
+
+/// Sentence embeddings from sentence-transformers models, natively, in milliseconds.
+#[derive(Debug, Parser)]
+#[command(name = "sembed", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Embed texts (arguments, a file, or stdin) and write the vectors.
+    Embed(EmbedArgs),
+    /// Cosine similarity of the first text with each of the others (or all pairs with --matrix).
+    Similarity(SimilarityArgs),
+    /// Show what a model is: architecture, dimensions, max length, pooling, normalization, source.
+    Info(InfoArgs),
+}
+
+/// Which model to use.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// A sentence-transformers model directory, or `builtin` (the default: all-MiniLM-L6-v2, float16,
+    /// compiled into this binary).
+    #[arg(long, short = 'm', value_name = "PATH")]
+    model: Option<PathBuf>,
+}
+
+/// How to run the model.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// L2-normalize the vectors (overrides the model's modules).
+    #[arg(long, overrides_with = "no_normalize")]
+    normalize: bool,
+    /// Do not L2-normalize, even if the model has a Normalize module.
+    #[arg(long)]
+    no_normalize: bool,
+    /// Truncate inputs to N tokens, special tokens included (default: the model's max_seq_length).
+    #[arg(long, value_name = "N")]
+    max_length: Option<usize>,
+    /// Texts per forward pass.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    batch_size: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 't', value_name = "N")]
+    threads: Option<usize>,
+}
+
+impl RunArgs {
+    fn options(&self) -> sembed::EmbedOptions {
+        sembed::EmbedOptions {
+            batch_size: self.batch_size,
+            threads: self.threads.unwrap_or(0),
+            normalize: if self.normalize {
+                Some(true)
+            } else if self.no_normalize {
+                Some(false)
+            } else {
+                None
+            },
+            max_length: self.max_length,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    Json,
+    Jsonl,
+    Npy,
+    F32,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum InputFormat {
+    /// One text per line.
+    Lines,
+    /// One JSON value per line: a string, or an object with a "text" field.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Texts to embed. Without texts or --input, stdin is read (one text per line).
+    #[arg(value_name = "TEXT")]
+    texts: Vec<String>,
+    /// Read texts from FILE (`-` for stdin).
+    #[arg(long, short = 'i', value_name = "FILE", conflicts_with = "texts")]
+    input: Option<PathBuf>,
+    /// How input files are split into texts.
+    #[arg(long, value_enum, default_value = "lines")]
+    input_format: InputFormat,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value = "jsonl")]
+    format: OutputFormat,
+    /// Write to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SimilarityArgs {
+    /// Two or more texts.
+    #[arg(value_name = "TEXT", num_args = 2.., required = true)]
+    texts: Vec<String>,
+    /// Print the full n × n matrix (tab-separated rows) instead of one number per other text.
+    #[arg(long)]
+    matrix: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Embed(a) => embed::run(a),
+        Command::Similarity(a) => similarity::run(a),
+        Command::Info(a) => info::run(a),
+    }
+}
+
+/// Prints `err` as one line on stderr and picks the exit code. A closed stdout is not an error.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    let broken_pipe = err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
+    let msg: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+    eprintln!("sembed: error: {}", msg.join(": "));
+    let usage = err.chain().any(|e| matches!(e.downcast_ref::<sembed::Error>(), Some(sembed::Error::InvalidOption(_))));
+    ExitCode::from(if usage { EXIT_USAGE } else { EXIT_FAILURE })
+}

@@ -1,0 +1,37 @@
+//! sembed: sentence embeddings with sentence-transformers-exact vectors from a native Rust engine.
+//!
+//! The pipeline, one module per stage:
+//! text → [`tokenize`] → encoder (`bert`) → [`pool`] → `dense` → [`normalize`] → [`Embeddings`].
+//! [`Embedder`] ties them together: load once, embed many times.
+//!
+//! ```no_run
+//! use sembed::{Embedder, EmbedOptions};
+//! let model = Embedder::from_dir("path/to/all-MiniLM-L6-v2")?;
+//! let e = model.embed(&["hello world"], &EmbedOptions::default())?;
+//! assert_eq!(e.dim(), 384);
+//! # Ok::<(), sembed::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod bert;
+#[cfg(feature = "builtin")]
+pub mod builtin;
+pub mod config;
+mod dense;
+mod embeddings;
+mod error;
+mod model;
+pub mod normalize;
+mod ops;
+pub mod output;
+pub mod pool;
+mod source;
+pub mod tokenize;
+mod weights;
+
+pub use embeddings::Embeddings;
+pub use error::{Error, Result};
+pub use model::{EmbedOptions, Embedder, ModelInfo};
+pub use normalize::{cosine, l2_normalize};
+pub use tokenize::Tokenizer;

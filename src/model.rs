@@ -1,0 +1,468 @@
+//! A loaded sentence-transformers model and the [`Embedder`] that runs it:
+//! text → tokenizer → encoder → pooling → dense → normalize.
+//!
+//! Loading reads `modules.json` (Transformer → Pooling → optional Dense → optional Normalize), the
+//! transformer's `config.json`, `tokenizer.json` and memory-maps `model.safetensors`. One `Embedder`
+//! loads once and embeds many times, from any number of threads.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::bert::{BertModel, Packed, Workspace, check_ids};
+use crate::config::{
+    DenseConfig, ModuleEntry, PoolingConfig, SentenceBertConfig, TokenizerConfig, TransformerConfig,
+};
+use crate::dense::Dense;
+use crate::embeddings::Embeddings;
+use crate::error::{Error, Result};
+use crate::normalize::l2_normalize;
+use crate::pool::Pooling;
+use crate::source::{Source, join};
+use crate::tokenize::{Scratch, Tokenizer};
+use crate::weights::SafeTensors;
+
+self_cell::self_cell!(
+    /// The encoder borrowing its weights from the mapped file it owns.
+    struct Encoder {
+        owner: SafeTensors,
+        #[covariant]
+        dependent: BertModel,
+    }
+);
+
+/// Upper bound on tokens packed into one batch, so scratch memory stays bounded (≈ 25 MB for the
+/// feed-forward buffer of a MiniLM-sized model) however long the inputs are.
+const MAX_BATCH_TOKENS: usize = 4096;
+
+/// Options for one [`Embedder::embed`] call. `Default` gives sentence-transformers' behaviour.
+///
+/// ```
+/// let opts = sembed::EmbedOptions { threads: 1, ..Default::default() };
+/// assert_eq!(opts.batch_size, 32);
+/// ```
+#[derive(Debug, Clone)]
+pub struct EmbedOptions {
+    /// Sequences per forward pass (default 32, as in sentence-transformers).
+    pub batch_size: usize,
+    /// Worker threads; 0 means all available cores. A single batch never starts a thread.
+    pub threads: usize,
+    /// `Some(true)`/`Some(false)` forces L2 normalization on/off; `None` follows the model's modules.
+    pub normalize: Option<bool>,
+    /// Truncation length in tokens (specials included); `None` uses the model's `max_seq_length`.
+    pub max_length: Option<usize>,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        EmbedOptions { batch_size: 32, threads: 0, normalize: None, max_length: None }
+    }
+}
+
+/// What `sembed info` reports about a model.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// Display name.
+    pub name: String,
+    /// e.g. `BertModel`.
+    pub architecture: String,
+    /// Encoder layers.
+    pub layers: usize,
+    /// Width of token states.
+    pub hidden_size: usize,
+    /// Width of the output vectors.
+    pub dim: usize,
+    /// Truncation length in tokens, specials included.
+    pub max_seq_length: usize,
+    /// Pooling modes in output order.
+    pub pooling: Vec<&'static str>,
+    /// Dense layers as `(in, out)`.
+    pub dense: Vec<(usize, usize)>,
+    /// Whether the model ends with a Normalize module.
+    pub normalize: bool,
+    /// Tokenizer description.
+    pub tokenizer: String,
+    /// Storage dtype of the weights.
+    pub weights_dtype: &'static str,
+    /// Where the files came from.
+    pub source: String,
+}
+
+/// A sentence-transformers model ready to embed text.
+///
+/// ```no_run
+/// use sembed::{Embedder, EmbedOptions};
+/// let model = Embedder::from_dir("models/all-MiniLM-L6-v2")?;
+/// let e = model.embed(&["A man is playing a guitar.", "Someone plays music."], &EmbedOptions::default())?;
+/// println!("{}", sembed::cosine(e.row(0), e.row(1)));
+/// # Ok::<(), sembed::Error>(())
+/// ```
+pub struct Embedder {
+    encoder: Encoder,
+    tokenizer: Tokenizer,
+    pooling: Pooling,
+    dense: Vec<Dense>,
+    normalize: bool,
+    do_lower_case: bool,
+    info: ModelInfo,
+    workspaces: Mutex<Vec<Workspace>>,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+/// What a modules.json entry is, from the last part of its Python class path (classic and 6.x names).
+fn module_kind(entry: &ModuleEntry) -> &str {
+    entry.kind.rsplit('.').next().unwrap_or(&entry.kind)
+}
+
+impl Embedder {
+    /// Loads a sentence-transformers (or plain Hugging Face BERT) model directory.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            let kind = if dir.exists() { "not a directory" } else { "no such directory" };
+            return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, kind)));
+        }
+        let name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| dir.display().to_string());
+        Self::load(Source::Dir(dir.to_path_buf()), name)
+    }
+
+    /// The built-in all-MiniLM-L6-v2 (float16 weights inside the binary; no files, no network).
+    #[cfg(feature = "builtin")]
+    pub fn builtin() -> Result<Self> {
+        Self::load(Source::Builtin, crate::builtin::NAME.to_string())
+    }
+
+    fn load(src: Source, name: String) -> Result<Self> {
+        let modules: Vec<ModuleEntry> = match src.json("modules.json")? {
+            Some(m) => m,
+            // A plain HF checkpoint: sentence-transformers adds mean pooling.
+            None => vec![ModuleEntry { path: String::new(), kind: "Transformer".into() }],
+        };
+        let Some((first, rest)) = modules.split_first() else {
+            return Err(Error::invalid(src.label("modules.json"), "lists no modules"));
+        };
+        if module_kind(first) != "Transformer" {
+            return Err(Error::Unsupported { what: "first module", name: first.kind.clone() });
+        }
+        let tdir = first.path.as_str();
+        let config_rel = join(tdir, "config.json");
+        let config: TransformerConfig = src.require_json(&config_rel)?;
+        let arch = config.architectures.first().cloned().unwrap_or_else(|| config.model_type.clone());
+        if !(arch == "BertModel" || arch.starts_with("Bert") || (arch.is_empty() && config.model_type == "bert")) {
+            return Err(Error::Unsupported { what: "architecture", name: arch });
+        }
+
+        let tokenizer = load_tokenizer(&src, tdir)?;
+        let st_cfg: SentenceBertConfig = src.json(&join(tdir, "sentence_bert_config.json"))?.unwrap_or_default();
+        let tok_cfg: TokenizerConfig = src.json(&join(tdir, "tokenizer_config.json"))?.unwrap_or_default();
+        // sentence-transformers: max_seq_length from sentence_bert_config.json, else
+        // min(max_position_embeddings, tokenizer model_max_length).
+        let max_seq_length = st_cfg
+            .max_seq_length
+            .unwrap_or_else(|| match tok_cfg.model_max_length {
+                Some(m) if m >= 1.0 && m < config.max_position_embeddings as f64 => m as usize,
+                _ => config.max_position_embeddings,
+            })
+            .min(config.max_position_embeddings);
+
+        let weights_rel = join(tdir, "model.safetensors");
+        let weights = match src.safetensors(&weights_rel) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::invalid(
+                    src.label(&weights_rel),
+                    "missing; sembed reads safetensors weights only (convert pytorch_model.bin with `safetensors`)",
+                ));
+            }
+            other => other?,
+        };
+        let config_path = src.label(&config_rel);
+        let encoder = Encoder::try_new(weights, |w| BertModel::load(w, &config, &config_path))?;
+        let hidden = config.hidden_size;
+
+        let mut pooling = None;
+        let mut dense = Vec::new();
+        let mut normalize = false;
+        let mut dim = hidden;
+        for m in rest {
+            match module_kind(m) {
+                "Pooling" => {
+                    let rel = join(&m.path, "config.json");
+                    let cfg: PoolingConfig = src.require_json(&rel)?;
+                    let p = Pooling::from_config(&cfg, &src.label(&rel))?;
+                    dim = p.output_dim(hidden);
+                    pooling = Some(p);
+                }
+                "Dense" => {
+                    let rel = join(&m.path, "config.json");
+                    let cfg: DenseConfig = src.require_json(&rel)?;
+                    let w = src.safetensors(&join(&m.path, "model.safetensors"))?;
+                    let d = Dense::load(&cfg, &w, &src.label(&rel))?;
+                    if d.in_dim() != dim {
+                        return Err(Error::invalid(
+                            src.label(&rel),
+                            format!("in_features {} but the previous module outputs {dim}", d.in_dim()),
+                        ));
+                    }
+                    dim = d.out_dim();
+                    dense.push(d);
+                }
+                "Normalize" => normalize = true,
+                _ => return Err(Error::Unsupported { what: "module", name: m.kind.clone() }),
+            }
+        }
+        let pooling = pooling.unwrap_or_else(Pooling::mean);
+        if dense.is_empty() {
+            dim = pooling.output_dim(hidden);
+        }
+
+        let info = ModelInfo {
+            name,
+            architecture: arch,
+            layers: config.num_hidden_layers,
+            hidden_size: hidden,
+            dim,
+            max_seq_length,
+            pooling: pooling.modes.iter().map(|m| m.name()).collect(),
+            dense: dense.iter().map(|d| (d.in_dim(), d.out_dim())).collect(),
+            normalize,
+            tokenizer: tokenizer.kind(),
+            weights_dtype: encoder.borrow_dependent().weight_dtype(),
+            source: src.describe(),
+        };
+        Ok(Embedder {
+            encoder,
+            tokenizer,
+            pooling,
+            dense,
+            normalize,
+            do_lower_case: st_cfg.do_lower_case,
+            info,
+            workspaces: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Facts about the model (dimensions, pooling, source, ...).
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Width of the output vectors.
+    pub fn dim(&self) -> usize {
+        self.info.dim
+    }
+
+    /// The model's tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    fn max_len(&self, opts: &EmbedOptions) -> Result<usize> {
+        let limit = self.encoder.borrow_dependent().dims.max_positions;
+        match opts.max_length {
+            None => Ok(self.info.max_seq_length),
+            Some(n) if n < self.tokenizer.num_special_tokens().max(1) || n > limit => Err(Error::InvalidOption(
+                format!("max length {n} is outside 1..={limit} (and must leave room for special tokens)"),
+            )),
+            Some(n) => Ok(n),
+        }
+    }
+
+    /// Token ids for `text` exactly as they are fed to the encoder (after sentence-transformers'
+    /// preprocessing: surrounding whitespace stripped, optional lowercasing, truncation).
+    pub fn token_ids(&self, text: &str, opts: &EmbedOptions) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        self.tokenize_into(text, self.max_len(opts)?, &mut out, &mut Scratch::default(), &mut String::new())?;
+        Ok(out)
+    }
+
+    fn tokenize_into(
+        &self,
+        text: &str,
+        max_len: usize,
+        out: &mut Vec<u32>,
+        scratch: &mut Scratch,
+        lower: &mut String,
+    ) -> Result<()> {
+        let text = py_strip(text);
+        let text = if self.do_lower_case {
+            lower.clear();
+            lower.push_str(&text.to_lowercase());
+            lower.as_str()
+        } else {
+            text
+        };
+        self.tokenizer.encode_into(text, max_len, true, out, scratch)?;
+        check_ids(out, self.encoder.borrow_dependent().dims.vocab)
+    }
+
+    /// Embeds `texts`, returning one vector per text in input order.
+    pub fn embed<S: AsRef<str>>(&self, texts: &[S], opts: &EmbedOptions) -> Result<Embeddings> {
+        if opts.batch_size == 0 {
+            return Err(Error::InvalidOption("batch size must be at least 1".into()));
+        }
+        let max_len = self.max_len(opts)?;
+        let dim = self.info.dim;
+
+        // 1. Tokenize everything into one flat id buffer.
+        let mut ids: Vec<u32> = Vec::new();
+        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(texts.len()); // (start, len) into ids
+        let (mut buf, mut scratch, mut lower) = (Vec::new(), Scratch::default(), String::new());
+        for t in texts {
+            self.tokenize_into(t.as_ref(), max_len, &mut buf, &mut scratch, &mut lower)?;
+            spans.push((ids.len(), buf.len()));
+            ids.extend_from_slice(&buf);
+        }
+
+        // 2. Longest first, cut into batches of similar length (bounded in sequences and tokens).
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(spans[i].1));
+        let mut batches: Vec<&[usize]> = Vec::new();
+        let mut rest = &order[..];
+        while !rest.is_empty() {
+            let mut n = 0;
+            let mut tokens = 0;
+            while n < rest.len() && n < opts.batch_size && (n == 0 || tokens + spans[rest[n]].1 <= MAX_BATCH_TOKENS) {
+                tokens += spans[rest[n]].1;
+                n += 1;
+            }
+            let (b, r) = rest.split_at(n);
+            batches.push(b);
+            rest = r;
+        }
+
+        // 3. Run batches on worker threads (inline when one thread suffices).
+        let normalize = opts.normalize.unwrap_or(self.normalize);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if opts.threads == 0 { cores } else { opts.threads }.min(batches.len()).max(1);
+        let mut out = vec![0f32; texts.len() * dim];
+        let scatter = |out: &mut [f32], b: usize, data: &[f32]| {
+            for (j, &i) in batches[b].iter().enumerate() {
+                out[i * dim..(i + 1) * dim].copy_from_slice(&data[j * dim..(j + 1) * dim]);
+            }
+        };
+        let run = |b: usize, ws: &mut Workspace, packed: &mut Packed| {
+            self.run_batch(batches[b], &spans, &ids, normalize, ws, packed)
+        };
+        if threads == 1 {
+            let (mut ws, mut packed) = (self.take_workspace(), Packed::default());
+            for b in 0..batches.len() {
+                let data = run(b, &mut ws, &mut packed);
+                scatter(&mut out, b, &data);
+            }
+            self.return_workspace(ws);
+        } else {
+            let next = AtomicUsize::new(0);
+            let results: Vec<Vec<(usize, Vec<f32>)>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let (mut ws, mut packed) = (self.take_workspace(), Packed::default());
+                            let mut done = Vec::new();
+                            loop {
+                                let b = next.fetch_add(1, Ordering::Relaxed);
+                                if b >= batches.len() {
+                                    break;
+                                }
+                                done.push((b, run(b, &mut ws, &mut packed)));
+                            }
+                            self.return_workspace(ws);
+                            done
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
+            for (b, data) in results.into_iter().flatten() {
+                scatter(&mut out, b, &data);
+            }
+        }
+        Ok(Embeddings::new(dim, out))
+    }
+
+    /// Encoder → pooling → dense → normalize for one batch; returns `[batch, dim]` in batch order.
+    fn run_batch(
+        &self,
+        batch: &[usize],
+        spans: &[(usize, usize)],
+        ids: &[u32],
+        normalize: bool,
+        ws: &mut Workspace,
+        packed: &mut Packed,
+    ) -> Vec<f32> {
+        let model = self.encoder.borrow_dependent();
+        let hidden = model.dims.hidden;
+        packed.ids.clear();
+        packed.seqs.clear();
+        for &i in batch {
+            let (start, len) = spans[i];
+            packed.seqs.push((packed.ids.len(), len));
+            packed.ids.extend_from_slice(&ids[start..start + len]);
+        }
+        let pool_dim = self.pooling.output_dim(hidden);
+        let mut pooled = Vec::with_capacity(batch.len() * pool_dim); // [batch, pool_dim]
+        if packed.tokens() > 0 {
+            model.forward(packed, ws);
+        }
+        for &(start, len) in &packed.seqs {
+            if len == 0 {
+                // Only possible for tokenizers without special tokens and an empty text.
+                pooled.resize(pooled.len() + pool_dim, 0.0);
+            } else {
+                self.pooling.pool(&ws.hidden[start * hidden..(start + len) * hidden], hidden, &mut pooled);
+            }
+        }
+        let mut x = pooled;
+        let mut wbuf = Vec::new();
+        for d in &self.dense {
+            let mut y = Vec::new();
+            d.forward(&x, &mut y, batch.len(), &mut wbuf);
+            x = y;
+        }
+        if normalize {
+            x.chunks_exact_mut(self.info.dim).for_each(l2_normalize);
+        }
+        x
+    }
+
+    fn take_workspace(&self) -> Workspace {
+        self.workspaces.lock().ok().and_then(|mut v| v.pop()).unwrap_or_default()
+    }
+
+    fn return_workspace(&self, ws: Workspace) {
+        if let Ok(mut v) = self.workspaces.lock() {
+            v.push(ws);
+        }
+    }
+}
+
+fn load_tokenizer(src: &Source, tdir: &str) -> Result<Tokenizer> {
+    let rel = join(tdir, "tokenizer.json");
+    if let Some(bytes) = src.read(&rel)? {
+        return Tokenizer::from_json(&bytes, &src.label(&rel));
+    }
+    let vocab_rel = join(tdir, "vocab.txt");
+    if let Some(bytes) = src.read(&vocab_rel)? {
+        let text = std::str::from_utf8(&bytes).map_err(|e| Error::invalid(src.label(&vocab_rel), e.to_string()))?;
+        let cfg: TokenizerConfig = src.json(&join(tdir, "tokenizer_config.json"))?.unwrap_or_default();
+        return Tokenizer::from_vocab_txt(text, cfg.do_lower_case.unwrap_or(true), &src.label(&vocab_rel));
+    }
+    Err(Error::invalid(src.label(&rel), "missing (and no vocab.txt either): the model has no tokenizer"))
+}
+
+/// Python's `str.strip()`: sentence-transformers strips every text before tokenizing. Python's
+/// whitespace is Unicode White_Space plus the separators U+001C..U+001F.
+fn py_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}

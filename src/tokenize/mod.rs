@@ -1,0 +1,267 @@
+//! Text → token ids. Two back ends behind one type:
+//! - [`wordpiece`]: a native BERT WordPiece tokenizer that loads in well under a millisecond;
+//! - the Hugging Face `tokenizers` crate, for everything else (Unigram, BPE, unusual pipelines).
+//!
+//! `Tokenizer::from_json` reads a tokenizer.json and picks the native path only when it reproduces the
+//! file's pipeline exactly.
+
+mod normalizer;
+mod wordpiece;
+
+use std::path::Path;
+
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use normalizer::BertNormalizer;
+pub(crate) use wordpiece::Scratch;
+use wordpiece::WordPiece;
+
+/// A loaded tokenizer. Produces the ids sentence-transformers feeds its transformer, specials included.
+///
+/// ```no_run
+/// let tok = sembed::Tokenizer::from_file(std::path::Path::new("model/tokenizer.json"))?;
+/// let ids = tok.encode("Hello world", 256)?;
+/// assert_eq!(ids.first(), Some(&101)); // [CLS] for BERT vocabularies
+/// # Ok::<(), sembed::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Tokenizer {
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Native(WordPiece),
+    Hf { tok: Box<tokenizers::Tokenizer>, num_special: usize, model: &'static str },
+}
+
+impl Tokenizer {
+    /// Loads a tokenizer.json file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_json(&bytes, path)
+    }
+
+    /// Parses tokenizer.json content; `path` is only used in error messages.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
+        let json: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid(path, format!("not valid JSON: {e}")))?;
+        if let Some(wp) = native_from_json(&json, path)? {
+            return Ok(Tokenizer { backend: Backend::Native(wp) });
+        }
+        Self::hf_from_json(bytes, &json, path)
+    }
+
+    /// Loads through the `tokenizers` crate even when the native path would apply (for testing).
+    #[doc(hidden)]
+    pub fn from_json_hf(bytes: &[u8], path: &Path) -> Result<Self> {
+        let json: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid(path, format!("not valid JSON: {e}")))?;
+        Self::hf_from_json(bytes, &json, path)
+    }
+
+    fn hf_from_json(bytes: &[u8], json: &Value, path: &Path) -> Result<Self> {
+        let mut tok = tokenizers::Tokenizer::from_bytes(bytes)
+            .map_err(|e| Error::invalid(path, format!("tokenizers could not load it: {e}")))?;
+        // sentence-transformers truncates to max_seq_length and pads per batch; the file's own
+        // truncation/padding settings (e.g. pad everything to 128) must not apply.
+        tok.with_truncation(None).map_err(|e| Error::invalid(path, e.to_string()))?;
+        tok.with_padding(None);
+        let num_special = tok.get_post_processor().map_or(0, |p| {
+            use tokenizers::PostProcessor;
+            p.added_tokens(false)
+        });
+        let model = match json.pointer("/model/type").and_then(Value::as_str) {
+            Some("WordPiece") => "WordPiece",
+            Some("Unigram") => "Unigram",
+            Some("BPE") => "BPE",
+            Some("WordLevel") => "WordLevel",
+            _ => "unknown",
+        };
+        Ok(Tokenizer { backend: Backend::Hf { tok: Box::new(tok), num_special, model } })
+    }
+
+    /// Builds a BERT WordPiece tokenizer from a vocab.txt (for models without tokenizer.json).
+    pub fn from_vocab_txt(text: &str, lowercase: bool, path: &Path) -> Result<Self> {
+        let vocab: FxHashMap<Box<str>, u32> =
+            text.lines().enumerate().map(|(i, t)| (Box::from(t), i as u32)).collect();
+        let id = |t: &str| {
+            vocab.get(t).copied().ok_or_else(|| Error::invalid(path, format!("no `{t}` token")))
+        };
+        let (unk, cls, sep) = (id("[UNK]")?, id("[CLS]")?, id("[SEP]")?);
+        let added = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .iter()
+            .filter_map(|t| vocab.get(*t).map(|&i| (Box::from(*t), i)))
+            .collect();
+        let mut wp = WordPiece::new(vocab, "##", unk, 100);
+        wp.normalizer = Some(BertNormalizer {
+            clean_text: true,
+            handle_chinese_chars: true,
+            strip_accents: None,
+            lowercase,
+        });
+        wp.added = sort_added(added);
+        wp.prefix_ids = vec![cls];
+        wp.suffix_ids = vec![sep];
+        Ok(Tokenizer { backend: Backend::Native(wp) })
+    }
+
+    /// Token ids of `text` with the model's special tokens, truncated to `max_len` ids in total.
+    pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        self.encode_into(text, max_len, true, &mut out, &mut Scratch::default())?;
+        Ok(out)
+    }
+
+    /// Like [`encode`](Self::encode) into a reused buffer. `add_special` = false gives the bare text ids
+    /// (what Model2Vec uses), capped at `max_len`.
+    pub(crate) fn encode_into(
+        &self,
+        text: &str,
+        max_len: usize,
+        add_special: bool,
+        out: &mut Vec<u32>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        match &self.backend {
+            Backend::Native(wp) => {
+                wp.encode_into(text, max_len, add_special, out, scratch);
+                Ok(())
+            }
+            Backend::Hf { tok, num_special, .. } => {
+                let mut enc =
+                    tok.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+                let budget = if add_special { max_len.saturating_sub(*num_special) } else { max_len };
+                enc.truncate(budget, 0, tokenizers::TruncationDirection::Right);
+                if add_special {
+                    enc = tok
+                        .post_process(enc, None, true)
+                        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+                }
+                out.clear();
+                out.extend_from_slice(enc.get_ids());
+                Ok(())
+            }
+        }
+    }
+
+    /// How many special ids surround every text (2 for `[CLS] … [SEP]`).
+    pub fn num_special_tokens(&self) -> usize {
+        match &self.backend {
+            Backend::Native(wp) => wp.num_special(),
+            Backend::Hf { num_special, .. } => *num_special,
+        }
+    }
+
+    /// A short description: the model type and which implementation runs it.
+    pub fn kind(&self) -> String {
+        match &self.backend {
+            Backend::Native(_) => "WordPiece (native)".to_string(),
+            Backend::Hf { model, .. } => format!("{model} (tokenizers crate)"),
+        }
+    }
+
+    /// True when the native fast path is in use.
+    pub fn is_native(&self) -> bool {
+        matches!(self.backend, Backend::Native(_))
+    }
+}
+
+fn sort_added(mut added: Vec<(Box<str>, u32)>) -> Vec<(Box<str>, u32)> {
+    added.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+    added
+}
+
+/// Returns the native tokenizer when tokenizer.json describes a pipeline it reproduces exactly:
+/// WordPiece model, BertNormalizer (or none), BertPreTokenizer, `X $A Y` post-processing, and added
+/// tokens that are matched on raw text with no stripping rules.
+fn native_from_json(json: &Value, path: &Path) -> Result<Option<WordPiece>> {
+    let model = &json["model"];
+    if model["type"] != "WordPiece" || json["pre_tokenizer"]["type"] != "BertPreTokenizer" {
+        return Ok(None);
+    }
+    let normalizer = match &json["normalizer"] {
+        Value::Null => None,
+        n if n["type"] == "BertNormalizer" => Some(BertNormalizer {
+            clean_text: n["clean_text"].as_bool().unwrap_or(true),
+            handle_chinese_chars: n["handle_chinese_chars"].as_bool().unwrap_or(true),
+            strip_accents: n["strip_accents"].as_bool(),
+            lowercase: n["lowercase"].as_bool().unwrap_or(true),
+        }),
+        _ => return Ok(None),
+    };
+    let Some((prefix_tokens, suffix_tokens)) = single_template(&json["post_processor"]) else {
+        return Ok(None);
+    };
+    let mut added: Vec<(Box<str>, u32)> = Vec::new();
+    for t in json["added_tokens"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let plain = t["single_word"] != true && t["lstrip"] != true && t["rstrip"] != true;
+        let (Some(content), Some(id)) = (t["content"].as_str(), t["id"].as_u64()) else {
+            return Err(Error::invalid(path, "an added token has no content or id"));
+        };
+        if !plain || t["normalized"] == true {
+            return Ok(None);
+        }
+        added.push((Box::from(content), id as u32));
+    }
+    let Some(vocab_json) = model["vocab"].as_object() else {
+        return Err(Error::invalid(path, "WordPiece model has no vocab"));
+    };
+    let mut vocab = FxHashMap::with_capacity_and_hasher(vocab_json.len(), Default::default());
+    for (k, v) in vocab_json {
+        let id = v.as_u64().ok_or_else(|| Error::invalid(path, format!("vocab id of `{k}`")))?;
+        vocab.insert(Box::from(k.as_str()), id as u32);
+    }
+    for (content, id) in &added {
+        vocab.entry(content.clone()).or_insert(*id);
+    }
+    let lookup = |t: &str| {
+        vocab.get(t).copied().ok_or_else(|| Error::invalid(path, format!("token `{t}` is not in the vocabulary")))
+    };
+    let unk = model["unk_token"].as_str().unwrap_or("[UNK]");
+    let unk_id = lookup(unk)?;
+    let prefix_ids = prefix_tokens.iter().map(|t| lookup(t)).collect::<Result<Vec<_>>>()?;
+    let suffix_ids = suffix_tokens.iter().map(|t| lookup(t)).collect::<Result<Vec<_>>>()?;
+    let cont = model["continuing_subword_prefix"].as_str().unwrap_or("##");
+    let max_chars = model["max_input_chars_per_word"].as_u64().unwrap_or(100) as usize;
+    let mut wp = WordPiece::new(vocab, cont, unk_id, max_chars);
+    wp.normalizer = normalizer;
+    wp.added = sort_added(added);
+    wp.prefix_ids = prefix_ids;
+    wp.suffix_ids = suffix_ids;
+    Ok(Some(wp))
+}
+
+/// Special tokens before and after a single sequence, for the post-processors of BERT-like models:
+/// `BertProcessing`/`RobertaProcessing` (`cls $A sep`) or a `TemplateProcessing` of the form
+/// `[special]* $A [special]*` whose specials map to exactly one id each. `None` when unsupported.
+fn single_template(pp: &Value) -> Option<(Vec<String>, Vec<String>)> {
+    let name = |v: &Value| v.get(0).and_then(Value::as_str).map(str::to_string);
+    match pp["type"].as_str()? {
+        "BertProcessing" | "RobertaProcessing" => {
+            Some((vec![name(&pp["cls"])?], vec![name(&pp["sep"])?]))
+        }
+        "TemplateProcessing" => {
+            let (mut before, mut after, mut seen_a) = (Vec::new(), Vec::new(), false);
+            for piece in pp["single"].as_array()? {
+                if let Some(s) = piece.get("SpecialToken") {
+                    let id = s["id"].as_str()?;
+                    let ids = pp["special_tokens"][id]["tokens"].as_array()?;
+                    if ids.len() != 1 || s["type_id"] != 0 {
+                        return None;
+                    }
+                    let tok = ids[0].as_str()?.to_string();
+                    if seen_a { after.push(tok) } else { before.push(tok) }
+                } else if piece.get("Sequence")?["id"] == "A" && !seen_a {
+                    seen_a = true;
+                } else {
+                    return None;
+                }
+            }
+            seen_a.then_some((before, after))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,262 @@
+//! The fast tokenizer path: added-token splitting → BERT normalizer → BERT pre-tokenizer → WordPiece →
+//! `[CLS] … [SEP]`, exactly as Hugging Face `tokenizers` does it for BERT-family tokenizer.json files.
+//! It exists because the `tokenizers` crate needs 22–44 ms to load a tokenizer.json; this one builds its
+//! tables from the vocabulary alone. The `tokenizers` crate stays the test oracle (tests/tokenizer.rs).
+
+use rustc_hash::FxHashMap;
+use unicode_categories::UnicodeCategories;
+
+use super::normalizer::BertNormalizer;
+
+/// A BERT-style WordPiece tokenizer (see the module docs).
+#[derive(Debug)]
+pub(crate) struct WordPiece {
+    pub normalizer: Option<BertNormalizer>,
+    /// Every vocabulary entry → id (word-initial lookups, which may also hit "##x" entries, as in HF).
+    pub vocab: FxHashMap<Box<str>, u32>,
+    /// Entries that start with the continuation prefix, keyed without it.
+    pub continuation: FxHashMap<Box<str>, u32>,
+    pub unk_id: u32,
+    pub max_input_chars_per_word: usize,
+    /// Added tokens matched in the raw text before normalization (`normalized: false`), longest first.
+    pub added: Vec<(Box<str>, u32)>,
+    /// Ids the post-processor puts before and after the text.
+    pub prefix_ids: Vec<u32>,
+    pub suffix_ids: Vec<u32>,
+}
+
+/// Reusable buffers so that tokenizing allocates nothing in steady state.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    normalized: String,
+    tmp: String,
+}
+
+fn is_bert_punc(c: char) -> bool {
+    c.is_ascii_punctuation() || c.is_punctuation()
+}
+
+impl WordPiece {
+    pub(crate) fn new(
+        vocab: FxHashMap<Box<str>, u32>,
+        prefix: &str,
+        unk_id: u32,
+        max_input_chars_per_word: usize,
+    ) -> Self {
+        let continuation = vocab
+            .iter()
+            .filter_map(|(k, &v)| k.strip_prefix(prefix).map(|rest| (Box::from(rest), v)))
+            .collect();
+        WordPiece {
+            normalizer: None,
+            vocab,
+            continuation,
+            unk_id,
+            max_input_chars_per_word,
+            added: Vec::new(),
+            prefix_ids: Vec::new(),
+            suffix_ids: Vec::new(),
+        }
+    }
+
+    /// Number of ids the post-processor adds around the text.
+    pub(crate) fn num_special(&self) -> usize {
+        self.prefix_ids.len() + self.suffix_ids.len()
+    }
+
+    /// Tokenizes `text` into `out` (cleared first): prefix ids, at most `max_len - num_special()` text ids,
+    /// suffix ids. `add_special` = false leaves out prefix/suffix and caps text ids at `max_len`.
+    pub(crate) fn encode_into(
+        &self,
+        text: &str,
+        max_len: usize,
+        add_special: bool,
+        out: &mut Vec<u32>,
+        scratch: &mut Scratch,
+    ) {
+        out.clear();
+        if add_special {
+            out.extend_from_slice(&self.prefix_ids);
+        }
+        let budget = if add_special { max_len.saturating_sub(self.num_special()) } else { max_len };
+        let start = out.len();
+        self.split_added(text, |segment| match segment {
+            Segment::Added(id) => {
+                out.push(id);
+                out.len() - start < budget
+            }
+            Segment::Text(t) => self.encode_segment(t, budget, start, out, scratch),
+        });
+        out.truncate(start + budget);
+        if add_special {
+            out.extend_from_slice(&self.suffix_ids);
+        }
+    }
+
+    /// Walks `text`, reporting added tokens and the text between them; stops when `f` returns false.
+    fn split_added(&self, mut text: &str, mut f: impl FnMut(Segment<'_>) -> bool) {
+        if self.added.is_empty() {
+            f(Segment::Text(text));
+            return;
+        }
+        while !text.is_empty() {
+            // Leftmost match; among matches at the same place the longest (`added` is sorted longest first).
+            let mut best: Option<(usize, usize, u32)> = None;
+            for (tok, id) in &self.added {
+                if let Some(pos) = text.find(&**tok)
+                    && best.is_none_or(|(p, _, _)| pos < p)
+                {
+                    best = Some((pos, tok.len(), *id));
+                }
+            }
+            let Some((pos, len, id)) = best else {
+                f(Segment::Text(text));
+                return;
+            };
+            if pos > 0 && !f(Segment::Text(&text[..pos])) {
+                return;
+            }
+            if !f(Segment::Added(id)) {
+                return;
+            }
+            text = &text[pos + len..];
+        }
+    }
+
+    /// Normalizes, pre-tokenizes and WordPiece-encodes one segment, appending to `out`.
+    /// Returns false once `out` holds `budget` ids past `start` (no need to look further).
+    fn encode_segment(
+        &self,
+        text: &str,
+        budget: usize,
+        start: usize,
+        out: &mut Vec<u32>,
+        scratch: &mut Scratch,
+    ) -> bool {
+        let text = match &self.normalizer {
+            Some(n) => {
+                n.normalize_into(text, &mut scratch.normalized, &mut scratch.tmp);
+                scratch.normalized.as_str()
+            }
+            None => text,
+        };
+        // BertPreTokenizer: split on whitespace (dropped), then isolate each punctuation char.
+        for word in text.split(char::is_whitespace).filter(|w| !w.is_empty()) {
+            let mut rest = word;
+            while !rest.is_empty() {
+                let cut = rest.char_indices().find(|&(_, c)| is_bert_punc(c)).map(|(i, _)| i);
+                let end = match cut {
+                    Some(0) => rest.chars().next().map_or(1, char::len_utf8),
+                    Some(i) => i,
+                    None => rest.len(),
+                };
+                let (piece, tail) = rest.split_at(end);
+                self.wordpiece(piece, out);
+                if out.len() - start >= budget {
+                    return false;
+                }
+                rest = tail;
+            }
+        }
+        true
+    }
+
+    /// Greedy longest-match-first WordPiece of one pre-token; the whole word becomes unk when any
+    /// part cannot be matched or it is longer than `max_input_chars_per_word` characters.
+    fn wordpiece(&self, word: &str, out: &mut Vec<u32>) {
+        if word.chars().count() > self.max_input_chars_per_word {
+            out.push(self.unk_id);
+            return;
+        }
+        let mark = out.len();
+        let mut start = 0;
+        while start < word.len() {
+            let mut end = word.len();
+            let mut found = None;
+            while start < end {
+                let sub = &word[start..end];
+                let hit = if start == 0 { self.vocab.get(sub) } else { self.continuation.get(sub) };
+                if let Some(&id) = hit {
+                    found = Some(id);
+                    break;
+                }
+                end -= sub.chars().next_back().map_or(1, char::len_utf8);
+            }
+            match found {
+                Some(id) => {
+                    out.push(id);
+                    start = end;
+                }
+                None => {
+                    out.truncate(mark);
+                    out.push(self.unk_id);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+enum Segment<'a> {
+    Added(u32),
+    Text(&'a str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy() -> WordPiece {
+        let words = ["[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "a", "!", "##b", "##"];
+        let vocab = words.iter().enumerate().map(|(i, w)| (Box::from(*w), i as u32)).collect();
+        let mut wp = WordPiece::new(vocab, "##", 0, 100);
+        wp.normalizer = Some(BertNormalizer {
+            clean_text: true,
+            handle_chinese_chars: true,
+            strip_accents: None,
+            lowercase: true,
+        });
+        wp.prefix_ids = vec![1];
+        wp.suffix_ids = vec![2];
+        wp.added = vec![("[SEP]".into(), 2), ("[CLS]".into(), 1)];
+        wp
+    }
+
+    fn enc(wp: &WordPiece, s: &str, max: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        wp.encode_into(s, max, true, &mut out, &mut Scratch::default());
+        out
+    }
+
+    #[test]
+    fn greedy_longest_match() {
+        assert_eq!(enc(&toy(), "Unaffable", 512), [1, 3, 4, 5, 2]);
+    }
+
+    #[test]
+    fn unmatched_word_is_one_unk() {
+        assert_eq!(enc(&toy(), "unaffz a", 512), [1, 0, 6, 2]);
+    }
+
+    #[test]
+    fn punctuation_is_isolated() {
+        assert_eq!(enc(&toy(), "a!a", 512), [1, 6, 7, 6, 2]);
+    }
+
+    #[test]
+    fn added_tokens_split_raw_text() {
+        assert_eq!(enc(&toy(), "a[SEP]a", 512), [1, 6, 2, 6, 2]);
+    }
+
+    #[test]
+    fn empty_text_is_just_specials() {
+        assert_eq!(enc(&toy(), "", 512), [1, 2]);
+        assert_eq!(enc(&toy(), " \t ", 512), [1, 2]);
+    }
+
+    #[test]
+    fn truncation_keeps_specials() {
+        assert_eq!(enc(&toy(), "a a a a a", 4), [1, 6, 6, 2]);
+        assert_eq!(enc(&toy(), "a a a", 2), [1, 2]);
+    }
+}
