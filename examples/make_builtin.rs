@@ -39,7 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let data: Vec<u8> = t
                     .data()
                     .chunks_exact(4)
-                    .flat_map(|c| f16::from_f32(f32::from_le_bytes(c.try_into().unwrap())).to_le_bytes())
+                    .flat_map(|c| {
+                        f16::from_f32(f32::from_le_bytes(c.try_into().unwrap())).to_le_bytes()
+                    })
                     .collect();
                 out.push((name, Dtype::F16, t.shape().to_vec(), data));
             }

@@ -22,7 +22,7 @@ pub(crate) struct Dims {
 /// Tokens of one batch, packed: `ids[start..start + len]` for each `(start, len)` in `seqs`.
 #[derive(Debug, Default)]
 pub(crate) struct Packed {
-    pub ids: Vec<u32>,          // [T]
+    pub ids: Vec<u32>, // [T]
     pub seqs: Vec<(usize, usize)>,
 }
 
@@ -83,7 +83,11 @@ impl<'a> BertEmbeddings<'a> {
     fn load(w: &'a SafeTensors, p: &str, cfg: &TransformerConfig, d: &Dims) -> Result<Self> {
         let types = format!("{p}embeddings.token_type_embeddings.weight");
         Ok(BertEmbeddings {
-            word_embeddings: w.mat(&format!("{p}embeddings.word_embeddings.weight"), d.vocab, d.hidden)?,
+            word_embeddings: w.mat(
+                &format!("{p}embeddings.word_embeddings.weight"),
+                d.vocab,
+                d.hidden,
+            )?,
             position_embeddings: w.mat(
                 &format!("{p}embeddings.position_embeddings.weight"),
                 d.max_positions,
@@ -94,7 +98,12 @@ impl<'a> BertEmbeddings<'a> {
             } else {
                 None
             },
-            layer_norm: layer_norm(w, &format!("{p}embeddings.LayerNorm"), d.hidden, cfg.layer_norm_eps as f32)?,
+            layer_norm: layer_norm(
+                w,
+                &format!("{p}embeddings.LayerNorm"),
+                d.hidden,
+                cfg.layer_norm_eps as f32,
+            )?,
         })
     }
 
@@ -136,7 +145,12 @@ impl<'a> BertLayer<'a> {
             key: linear(w, &format!("{p}.attention.self.key"), h, h)?,
             value: linear(w, &format!("{p}.attention.self.value"), h, h)?,
             attention_output: linear(w, &format!("{p}.attention.output.dense"), h, h)?,
-            attention_layer_norm: layer_norm(w, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
+            attention_layer_norm: layer_norm(
+                w,
+                &format!("{p}.attention.output.LayerNorm"),
+                h,
+                eps,
+            )?,
             intermediate: linear(w, &format!("{p}.intermediate.dense"), i, h)?,
             output: linear(w, &format!("{p}.output.dense"), h, i)?,
             output_layer_norm: layer_norm(w, &format!("{p}.output.LayerNorm"), h, eps)?,
@@ -161,24 +175,52 @@ impl<'a> BertLayer<'a> {
             for head in 0..d.heads {
                 let off = start * h + head * dh;
                 // scores = q_h · k_hᵀ · scale
-                gemm(len, dh, len, scale, &q[off..], (h, 1), &k[off..], (1, h), 0.0, scores, (len, 1));
+                gemm(
+                    len,
+                    dh,
+                    len,
+                    scale,
+                    &q[off..],
+                    (h, 1),
+                    &k[off..],
+                    (1, h),
+                    0.0,
+                    scores,
+                    (len, 1),
+                );
                 softmax_rows(scores, len);
                 // ctx_h = scores · v_h
-                gemm(len, len, dh, 1.0, scores, (len, 1), &v[off..], (h, 1), 0.0, &mut ctx[off..], (h, 1));
+                gemm(
+                    len,
+                    len,
+                    dh,
+                    1.0,
+                    scores,
+                    (len, 1),
+                    &v[off..],
+                    (h, 1),
+                    0.0,
+                    &mut ctx[off..],
+                    (h, 1),
+                );
             }
         }
 
         // attention output: LayerNorm(ctx · Woᵀ + b + x), kept in q (free now).
         let attn = &mut ws.q[..t * h];
-        self.attention_output.forward(&ws.ctx[..t * h], attn, t, &mut ws.wbuf);
-        self.attention_layer_norm.forward_residual(attn, &ws.hidden[..t * h]);
+        self.attention_output
+            .forward(&ws.ctx[..t * h], attn, t, &mut ws.wbuf);
+        self.attention_layer_norm
+            .forward_residual(attn, &ws.hidden[..t * h]);
 
         // feed-forward: LayerNorm(act(attn · W1ᵀ + b1) · W2ᵀ + b2 + attn), written back to hidden.
         let inter = grow(&mut ws.inter, t * d.intermediate);
-        self.intermediate.forward(&ws.q[..t * h], inter, t, &mut ws.wbuf);
+        self.intermediate
+            .forward(&ws.q[..t * h], inter, t, &mut ws.wbuf);
         act.apply(inter);
         let out = &mut ws.hidden[..t * h];
-        self.output.forward(&ws.inter[..t * d.intermediate], out, t, &mut ws.wbuf);
+        self.output
+            .forward(&ws.inter[..t * d.intermediate], out, t, &mut ws.wbuf);
         self.output_layer_norm.forward_residual(out, &ws.q[..t * h]);
     }
 }
@@ -195,21 +237,35 @@ pub(crate) struct BertModel<'a> {
 impl<'a> BertModel<'a> {
     /// Loads from a checkpoint whose tensor names may carry a prefix (`bert.` when saved from a
     /// task model).
-    pub(crate) fn load(w: &'a SafeTensors, cfg: &TransformerConfig, config_path: &std::path::Path) -> Result<Self> {
-        if cfg.position_embedding_type.as_deref().is_some_and(|p| p != "absolute") {
+    pub(crate) fn load(
+        w: &'a SafeTensors,
+        cfg: &TransformerConfig,
+        config_path: &std::path::Path,
+    ) -> Result<Self> {
+        if cfg
+            .position_embedding_type
+            .as_deref()
+            .is_some_and(|p| p != "absolute")
+        {
             return Err(Error::Unsupported {
                 what: "position_embedding_type",
                 name: cfg.position_embedding_type.clone().unwrap_or_default(),
             });
         }
-        if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
+        {
             return Err(Error::invalid(
                 config_path,
-                format!("hidden_size {} is not a multiple of num_attention_heads {}", cfg.hidden_size, cfg.num_attention_heads),
+                format!(
+                    "hidden_size {} is not a multiple of num_attention_heads {}",
+                    cfg.hidden_size, cfg.num_attention_heads
+                ),
             ));
         }
-        let act = Activation::from_hf(&cfg.hidden_act)
-            .ok_or_else(|| Error::Unsupported { what: "hidden_act", name: cfg.hidden_act.clone() })?;
+        let act = Activation::from_hf(&cfg.hidden_act).ok_or_else(|| Error::Unsupported {
+            what: "hidden_act",
+            name: cfg.hidden_act.clone(),
+        })?;
         let dims = Dims {
             hidden: cfg.hidden_size,
             heads: cfg.num_attention_heads,
@@ -224,7 +280,12 @@ impl<'a> BertModel<'a> {
         let layers = (0..cfg.num_hidden_layers)
             .map(|l| BertLayer::load(w, &format!("{prefix}encoder.layer.{l}"), &dims, eps))
             .collect::<Result<Vec<_>>>()?;
-        Ok(BertModel { dims, act, embeddings, layers })
+        Ok(BertModel {
+            dims,
+            act,
+            embeddings,
+            layers,
+        })
     }
 
     /// Runs the encoder; the token states end up in `ws.hidden[..T * H]`.

@@ -10,12 +10,16 @@ pub const NAME: &str = "all-MiniLM-L6-v2 (built-in, float16)";
 #[repr(C, align(64))]
 struct Aligned<T: ?Sized>(T);
 
-static WEIGHTS: &Aligned<[u8]> =
-    &Aligned(*include_bytes!("../assets/all-MiniLM-L6-v2/model.safetensors"));
+static WEIGHTS: &Aligned<[u8]> = &Aligned(*include_bytes!(
+    "../assets/all-MiniLM-L6-v2/model.safetensors"
+));
 
 macro_rules! asset {
     ($rel:literal) => {
-        ($rel, include_bytes!(concat!("../assets/all-MiniLM-L6-v2/", $rel)).as_slice())
+        (
+            $rel,
+            include_bytes!(concat!("../assets/all-MiniLM-L6-v2/", $rel)).as_slice(),
+        )
     };
 }
 
@@ -33,5 +37,8 @@ pub(crate) fn file(rel: &str) -> Option<&'static [u8]> {
     if rel == "model.safetensors" {
         return Some(&WEIGHTS.0);
     }
-    FILES.iter().find(|(name, _)| *name == rel).map(|(_, bytes)| *bytes)
+    FILES
+        .iter()
+        .find(|(name, _)| *name == rel)
+        .map(|(_, bytes)| *bytes)
 }

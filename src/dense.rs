@@ -16,13 +16,21 @@ pub(crate) struct Dense {
 
 impl Dense {
     /// Loads `config.json` + `model.safetensors` (tensors `linear.weight`, `linear.bias`).
-    pub(crate) fn load(cfg: &DenseConfig, weights: &SafeTensors, config_path: &Path) -> Result<Self> {
-        let act = Activation::from_torch(&cfg.activation_function).ok_or_else(|| Error::Unsupported {
-            what: "Dense activation_function",
-            name: cfg.activation_function.clone(),
-        })?;
+    pub(crate) fn load(
+        cfg: &DenseConfig,
+        weights: &SafeTensors,
+        config_path: &Path,
+    ) -> Result<Self> {
+        let act =
+            Activation::from_torch(&cfg.activation_function).ok_or_else(|| Error::Unsupported {
+                what: "Dense activation_function",
+                name: cfg.activation_function.clone(),
+            })?;
         if cfg.in_features == 0 || cfg.out_features == 0 {
-            return Err(Error::invalid(config_path, "in_features and out_features must be positive"));
+            return Err(Error::invalid(
+                config_path,
+                "in_features and out_features must be positive",
+            ));
         }
         let weight = match weights.mat("linear.weight", cfg.out_features, cfg.in_features)? {
             Mat::F32(w) => Mat::F32(w.into_owned().into()),
@@ -30,12 +38,22 @@ impl Dense {
             Mat::BF16(w) => Mat::BF16(w.into_owned().into()),
         };
         let bias = if cfg.bias {
-            Some(weights.vector("linear.bias", cfg.out_features)?.into_owned().into())
+            Some(
+                weights
+                    .vector("linear.bias", cfg.out_features)?
+                    .into_owned()
+                    .into(),
+            )
         } else {
             None
         };
         Ok(Dense {
-            linear: Linear { weight, bias, in_dim: cfg.in_features, out_dim: cfg.out_features },
+            linear: Linear {
+                weight,
+                bias,
+                in_dim: cfg.in_features,
+                out_dim: cfg.out_features,
+            },
             act,
         })
     }

@@ -55,7 +55,12 @@ pub struct EmbedOptions {
 
 impl Default for EmbedOptions {
     fn default() -> Self {
-        EmbedOptions { batch_size: 32, threads: 0, normalize: None, max_length: None }
+        EmbedOptions {
+            batch_size: 32,
+            threads: 0,
+            normalize: None,
+            max_length: None,
+        }
     }
 }
 
@@ -110,7 +115,9 @@ pub struct Embedder {
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Embedder").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Embedder")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,8 +131,15 @@ impl Embedder {
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
-            let kind = if dir.exists() { "not a directory" } else { "no such directory" };
-            return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, kind)));
+            let kind = if dir.exists() {
+                "not a directory"
+            } else {
+                "no such directory"
+            };
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, kind),
+            ));
         }
         let name = dir
             .canonicalize()
@@ -145,33 +159,57 @@ impl Embedder {
         let modules: Vec<ModuleEntry> = match src.json("modules.json")? {
             Some(m) => m,
             // A plain HF checkpoint: sentence-transformers adds mean pooling.
-            None => vec![ModuleEntry { path: String::new(), kind: "Transformer".into() }],
+            None => vec![ModuleEntry {
+                path: String::new(),
+                kind: "Transformer".into(),
+            }],
         };
         let Some((first, rest)) = modules.split_first() else {
-            return Err(Error::invalid(src.label("modules.json"), "lists no modules"));
+            return Err(Error::invalid(
+                src.label("modules.json"),
+                "lists no modules",
+            ));
         };
         if module_kind(first) != "Transformer" {
-            return Err(Error::Unsupported { what: "first module", name: first.kind.clone() });
+            return Err(Error::Unsupported {
+                what: "first module",
+                name: first.kind.clone(),
+            });
         }
         let tdir = first.path.as_str();
         let config_rel = join(tdir, "config.json");
         let config: TransformerConfig = src.require_json(&config_rel)?;
-        let arch = config.architectures.first().cloned().unwrap_or_else(|| config.model_type.clone());
-        if !(arch == "BertModel" || arch.starts_with("Bert") || (arch.is_empty() && config.model_type == "bert")) {
-            return Err(Error::Unsupported { what: "architecture", name: arch });
+        let arch = config
+            .architectures
+            .first()
+            .cloned()
+            .unwrap_or_else(|| config.model_type.clone());
+        if !(arch == "BertModel"
+            || arch.starts_with("Bert")
+            || (arch.is_empty() && config.model_type == "bert"))
+        {
+            return Err(Error::Unsupported {
+                what: "architecture",
+                name: arch,
+            });
         }
 
         let tokenizer = load_tokenizer(&src, tdir)?;
-        let st_cfg: SentenceBertConfig = src.json(&join(tdir, "sentence_bert_config.json"))?.unwrap_or_default();
-        let tok_cfg: TokenizerConfig = src.json(&join(tdir, "tokenizer_config.json"))?.unwrap_or_default();
+        let st_cfg: SentenceBertConfig = src
+            .json(&join(tdir, "sentence_bert_config.json"))?
+            .unwrap_or_default();
+        let tok_cfg: TokenizerConfig = src
+            .json(&join(tdir, "tokenizer_config.json"))?
+            .unwrap_or_default();
         // sentence-transformers: max_seq_length from sentence_bert_config.json, else
         // min(max_position_embeddings, tokenizer model_max_length).
+        let fallback = match tok_cfg.model_max_length {
+            Some(m) if m >= 1.0 && m < config.max_position_embeddings as f64 => m as usize,
+            _ => config.max_position_embeddings,
+        };
         let max_seq_length = st_cfg
             .max_seq_length
-            .unwrap_or_else(|| match tok_cfg.model_max_length {
-                Some(m) if m >= 1.0 && m < config.max_position_embeddings as f64 => m as usize,
-                _ => config.max_position_embeddings,
-            })
+            .unwrap_or(fallback)
             .min(config.max_position_embeddings);
 
         let weights_rel = join(tdir, "model.safetensors");
@@ -209,14 +247,22 @@ impl Embedder {
                     if d.in_dim() != dim {
                         return Err(Error::invalid(
                             src.label(&rel),
-                            format!("in_features {} but the previous module outputs {dim}", d.in_dim()),
+                            format!(
+                                "in_features {} but the previous module outputs {dim}",
+                                d.in_dim()
+                            ),
                         ));
                     }
                     dim = d.out_dim();
                     dense.push(d);
                 }
                 "Normalize" => normalize = true,
-                _ => return Err(Error::Unsupported { what: "module", name: m.kind.clone() }),
+                _ => {
+                    return Err(Error::Unsupported {
+                        what: "module",
+                        name: m.kind.clone(),
+                    });
+                }
             }
         }
         let pooling = pooling.unwrap_or_else(Pooling::mean);
@@ -269,9 +315,11 @@ impl Embedder {
         let limit = self.encoder.borrow_dependent().dims.max_positions;
         match opts.max_length {
             None => Ok(self.info.max_seq_length),
-            Some(n) if n < self.tokenizer.num_special_tokens().max(1) || n > limit => Err(Error::InvalidOption(
-                format!("max length {n} is outside 1..={limit} (and must leave room for special tokens)"),
-            )),
+            Some(n) if n < self.tokenizer.num_special_tokens().max(1) || n > limit => {
+                Err(Error::InvalidOption(format!(
+                    "max length {n} is outside 1..={limit} (and must leave room for special tokens)"
+                )))
+            }
             Some(n) => Ok(n),
         }
     }
@@ -280,7 +328,13 @@ impl Embedder {
     /// preprocessing: surrounding whitespace stripped, optional lowercasing, truncation).
     pub fn token_ids(&self, text: &str, opts: &EmbedOptions) -> Result<Vec<u32>> {
         let mut out = Vec::new();
-        self.tokenize_into(text, self.max_len(opts)?, &mut out, &mut Scratch::default(), &mut String::new())?;
+        self.tokenize_into(
+            text,
+            self.max_len(opts)?,
+            &mut out,
+            &mut Scratch::default(),
+            &mut String::new(),
+        )?;
         Ok(out)
     }
 
@@ -300,7 +354,8 @@ impl Embedder {
         } else {
             text
         };
-        self.tokenizer.encode_into(text, max_len, true, out, scratch)?;
+        self.tokenizer
+            .encode_into(text, max_len, true, out, scratch)?;
         check_ids(out, self.encoder.borrow_dependent().dims.vocab)
     }
 
@@ -330,7 +385,10 @@ impl Embedder {
         while !rest.is_empty() {
             let mut n = 0;
             let mut tokens = 0;
-            while n < rest.len() && n < opts.batch_size && (n == 0 || tokens + spans[rest[n]].1 <= MAX_BATCH_TOKENS) {
+            while n < rest.len()
+                && n < opts.batch_size
+                && (n == 0 || tokens + spans[rest[n]].1 <= MAX_BATCH_TOKENS)
+            {
                 tokens += spans[rest[n]].1;
                 n += 1;
             }
@@ -342,7 +400,13 @@ impl Embedder {
         // 3. Run batches on worker threads (inline when one thread suffices).
         let normalize = opts.normalize.unwrap_or(self.normalize);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = if opts.threads == 0 { cores } else { opts.threads }.min(batches.len()).max(1);
+        let threads = if opts.threads == 0 {
+            cores
+        } else {
+            opts.threads
+        }
+        .min(batches.len())
+        .max(1);
         let mut out = vec![0f32; texts.len() * dim];
         let scatter = |out: &mut [f32], b: usize, data: &[f32]| {
             for (j, &i) in batches[b].iter().enumerate() {
@@ -420,7 +484,11 @@ impl Embedder {
                 // Only possible for tokenizers without special tokens and an empty text.
                 pooled.resize(pooled.len() + pool_dim, 0.0);
             } else {
-                self.pooling.pool(&ws.hidden[start * hidden..(start + len) * hidden], hidden, &mut pooled);
+                self.pooling.pool(
+                    &ws.hidden[start * hidden..(start + len) * hidden],
+                    hidden,
+                    &mut pooled,
+                );
             }
         }
         let mut x = pooled;
@@ -437,7 +505,11 @@ impl Embedder {
     }
 
     fn take_workspace(&self) -> Workspace {
-        self.workspaces.lock().ok().and_then(|mut v| v.pop()).unwrap_or_default()
+        self.workspaces
+            .lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_default()
     }
 
     fn return_workspace(&self, ws: Workspace) {
@@ -454,11 +526,21 @@ fn load_tokenizer(src: &Source, tdir: &str) -> Result<Tokenizer> {
     }
     let vocab_rel = join(tdir, "vocab.txt");
     if let Some(bytes) = src.read(&vocab_rel)? {
-        let text = std::str::from_utf8(&bytes).map_err(|e| Error::invalid(src.label(&vocab_rel), e.to_string()))?;
-        let cfg: TokenizerConfig = src.json(&join(tdir, "tokenizer_config.json"))?.unwrap_or_default();
-        return Tokenizer::from_vocab_txt(text, cfg.do_lower_case.unwrap_or(true), &src.label(&vocab_rel));
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| Error::invalid(src.label(&vocab_rel), e.to_string()))?;
+        let cfg: TokenizerConfig = src
+            .json(&join(tdir, "tokenizer_config.json"))?
+            .unwrap_or_default();
+        return Tokenizer::from_vocab_txt(
+            text,
+            cfg.do_lower_case.unwrap_or(true),
+            &src.label(&vocab_rel),
+        );
     }
-    Err(Error::invalid(src.label(&rel), "missing (and no vocab.txt either): the model has no tokenizer"))
+    Err(Error::invalid(
+        src.label(&rel),
+        "missing (and no vocab.txt either): the model has no tokenizer",
+    ))
 }
 
 /// Python's `str.strip()`: sentence-transformers strips every text before tokenizing. Python's

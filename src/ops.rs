@@ -26,8 +26,14 @@ pub(crate) fn gemm(
         return;
     }
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
-    assert!(k == 0 || last(m, k, rsa, csa) < a.len(), "gemm: a too short");
-    assert!(k == 0 || last(k, n, rsb, csb) < b.len(), "gemm: b too short");
+    assert!(
+        k == 0 || last(m, k, rsa, csa) < a.len(),
+        "gemm: a too short"
+    );
+    assert!(
+        k == 0 || last(k, n, rsb, csb) < b.len(),
+        "gemm: b too short"
+    );
     assert!(last(m, n, rsc, csc) < c.len(), "gemm: c too short");
     // SAFETY: the asserts above bound every index sgemm touches; `c` is exclusively borrowed.
     unsafe {
@@ -53,7 +59,7 @@ pub(crate) fn gemm(
 /// A `torch.nn.Linear`: `y = x · Wᵀ + b`, `W` stored `[out, in]` as in PyTorch checkpoints.
 #[derive(Debug)]
 pub(crate) struct Linear<'a> {
-    pub weight: Mat<'a>, // [out, in]
+    pub weight: Mat<'a>,              // [out, in]
     pub bias: Option<Cow<'a, [f32]>>, // [out]
     pub in_dim: usize,
     pub out_dim: usize,
@@ -85,7 +91,19 @@ impl Linear<'_> {
                     for r in 0..rows {
                         half.row_into(j0 + r, k, &mut wbuf[r * k..(r + 1) * k]);
                     }
-                    gemm(t, k, rows, 1.0, x, (k, 1), wbuf, (1, k), beta, &mut y[j0..], (n, 1));
+                    gemm(
+                        t,
+                        k,
+                        rows,
+                        1.0,
+                        x,
+                        (k, 1),
+                        wbuf,
+                        (1, k),
+                        beta,
+                        &mut y[j0..],
+                        (n, 1),
+                    );
                 }
             }
         }
@@ -161,7 +179,9 @@ impl Activation {
     /// Applies the activation in place.
     pub(crate) fn apply(self, x: &mut [f32]) {
         match self {
-            Activation::Gelu => x.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2))),
+            Activation::Gelu => x
+                .iter_mut()
+                .for_each(|v| *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2))),
             Activation::GeluTanh => x.iter_mut().for_each(|v| {
                 let u = 0.797_884_6 * (*v + 0.044715 * *v * *v * *v);
                 *v = 0.5 * *v * (1.0 + u.tanh());
@@ -236,11 +256,18 @@ mod tests {
     #[test]
     fn half_weights_match_f32() {
         let (n, k) = (130, 7);
-        let w: Vec<f32> = (0..n * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
+        let w: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0)
+            .collect();
         let wh: Vec<half::f16> = w.iter().map(|&v| half::f16::from_f32(v)).collect();
         let x: Vec<f32> = (0..3 * k).map(|i| i as f32 * 0.25 - 1.0).collect();
         let bias: Vec<f32> = (0..n).map(|i| i as f32).collect();
-        let lin = |weight| Linear { weight, bias: Some(Cow::Borrowed(&bias[..])), in_dim: k, out_dim: n };
+        let lin = |weight| Linear {
+            weight,
+            bias: Some(Cow::Borrowed(&bias[..])),
+            in_dim: k,
+            out_dim: n,
+        };
         let (mut y1, mut y2, mut buf) = (vec![0.0; 3 * n], vec![0.0; 3 * n], Vec::new());
         lin(Mat::F32(Cow::Borrowed(&w))).forward(&x, &mut y1, 3, &mut buf);
         lin(Mat::F16(Cow::Borrowed(&wh))).forward(&x, &mut y2, 3, &mut buf);

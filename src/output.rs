@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use crate::embeddings::Embeddings;
 
-/// An output format for [`write`].
+/// An output format for [`write()`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// One JSON array of arrays.
@@ -104,7 +104,9 @@ mod tests {
         let len = u16::from_le_bytes([h[8], h[9]]) as usize;
         assert_eq!(10 + len, h.len());
         let dict = std::str::from_utf8(&h[10..]).unwrap();
-        assert!(dict.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2758, 384), }"));
+        assert!(
+            dict.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2758, 384), }")
+        );
         assert!(dict.ends_with('\n'));
     }
 

@@ -55,15 +55,26 @@ impl Pooling {
                 "mean_sqrt_len_tokens" => PoolingMode::MeanSqrtLen,
                 "weightedmean" => PoolingMode::WeightedMean,
                 "lasttoken" => PoolingMode::LastToken,
-                other => return Err(Error::Unsupported { what: "pooling_mode", name: other.to_string() }),
+                other => {
+                    return Err(Error::Unsupported {
+                        what: "pooling_mode",
+                        name: other.to_string(),
+                    });
+                }
             });
         } else {
             let flags = [
                 (cfg.pooling_mode_cls_token, PoolingMode::Cls),
                 (cfg.pooling_mode_max_tokens, PoolingMode::Max),
                 (cfg.pooling_mode_mean_tokens, PoolingMode::Mean),
-                (cfg.pooling_mode_mean_sqrt_len_tokens, PoolingMode::MeanSqrtLen),
-                (cfg.pooling_mode_weightedmean_tokens, PoolingMode::WeightedMean),
+                (
+                    cfg.pooling_mode_mean_sqrt_len_tokens,
+                    PoolingMode::MeanSqrtLen,
+                ),
+                (
+                    cfg.pooling_mode_weightedmean_tokens,
+                    PoolingMode::WeightedMean,
+                ),
                 (cfg.pooling_mode_lasttoken, PoolingMode::LastToken),
             ];
             modes.extend(flags.iter().filter(|f| f.0).map(|f| f.1));
@@ -76,7 +87,9 @@ impl Pooling {
 
     /// Mean pooling only (Model2Vec and the default when a model has no Pooling module).
     pub fn mean() -> Self {
-        Pooling { modes: vec![PoolingMode::Mean] }
+        Pooling {
+            modes: vec![PoolingMode::Mean],
+        }
     }
 
     /// Output width for token states of width `hidden`.
@@ -96,16 +109,26 @@ impl Pooling {
                 PoolingMode::Max => {
                     out.extend_from_slice(&states[..hidden]);
                     for row in rows().skip(1) {
-                        out[at..].iter_mut().zip(row).for_each(|(o, &x)| *o = o.max(x));
+                        out[at..]
+                            .iter_mut()
+                            .zip(row)
+                            .for_each(|(o, &x)| *o = o.max(x));
                     }
                 }
                 PoolingMode::Mean | PoolingMode::MeanSqrtLen | PoolingMode::WeightedMean => {
                     out.resize(at + hidden, 0.0);
                     let mut total = 0f32;
                     for (i, row) in rows().enumerate() {
-                        let w = if *mode == PoolingMode::WeightedMean { (i + 1) as f32 } else { 1.0 };
+                        let w = if *mode == PoolingMode::WeightedMean {
+                            (i + 1) as f32
+                        } else {
+                            1.0
+                        };
                         total += w;
-                        out[at..].iter_mut().zip(row).for_each(|(o, &x)| *o += w * x);
+                        out[at..]
+                            .iter_mut()
+                            .zip(row)
+                            .for_each(|(o, &x)| *o += w * x);
                     }
                     // sentence-transformers clamps the divisor at 1e-9.
                     let div = match mode {
@@ -125,7 +148,10 @@ mod tests {
 
     fn pool(modes: &[PoolingMode], states: &[f32], h: usize) -> Vec<f32> {
         let mut out = Vec::new();
-        Pooling { modes: modes.to_vec() }.pool(states, h, &mut out);
+        Pooling {
+            modes: modes.to_vec(),
+        }
+        .pool(states, h, &mut out);
         out
     }
 
@@ -138,19 +164,31 @@ mod tests {
         assert_eq!(pool(&[PoolingMode::Max], &STATES, 2), [5.0, 4.0]);
         assert_eq!(pool(&[PoolingMode::Mean], &STATES, 2), [3.0, 2.0 / 3.0]);
         let s = 3f32.sqrt();
-        assert_eq!(pool(&[PoolingMode::MeanSqrtLen], &STATES, 2), [9.0 / s, 2.0 / s]);
+        assert_eq!(
+            pool(&[PoolingMode::MeanSqrtLen], &STATES, 2),
+            [9.0 / s, 2.0 / s]
+        );
         // weights 1, 2, 3: (1 + 6 + 15) / 6, (-2 + 0 + 12) / 6
-        assert_eq!(pool(&[PoolingMode::WeightedMean], &STATES, 2), [22.0 / 6.0, 10.0 / 6.0]);
+        assert_eq!(
+            pool(&[PoolingMode::WeightedMean], &STATES, 2),
+            [22.0 / 6.0, 10.0 / 6.0]
+        );
     }
 
     #[test]
     fn modes_concatenate_in_order() {
-        assert_eq!(pool(&[PoolingMode::Cls, PoolingMode::Max], &STATES, 2), [1.0, -2.0, 5.0, 4.0]);
+        assert_eq!(
+            pool(&[PoolingMode::Cls, PoolingMode::Max], &STATES, 2),
+            [1.0, -2.0, 5.0, 4.0]
+        );
     }
 
     #[test]
     fn classic_flags_parse() {
-        let cfg = PoolingConfig { pooling_mode_mean_tokens: true, ..Default::default() };
+        let cfg = PoolingConfig {
+            pooling_mode_mean_tokens: true,
+            ..Default::default()
+        };
         let p = Pooling::from_config(&cfg, std::path::Path::new("x")).unwrap();
         assert_eq!(p.modes, [PoolingMode::Mean]);
         let none = Pooling::from_config(&PoolingConfig::default(), std::path::Path::new("x"));

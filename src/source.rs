@@ -45,7 +45,9 @@ impl Source {
 
     /// Parses a JSON file, `None` when it does not exist.
     pub(crate) fn json<T: DeserializeOwned>(&self, rel: &str) -> Result<Option<T>> {
-        let Some(bytes) = self.read(rel)? else { return Ok(None) };
+        let Some(bytes) = self.read(rel)? else {
+            return Ok(None);
+        };
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| Error::invalid(self.label(rel), format!("{e}")))
@@ -57,7 +59,10 @@ impl Source {
     }
 
     pub(crate) fn missing(&self, rel: &str) -> Error {
-        Error::io(self.label(rel), std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"))
+        Error::io(
+            self.label(rel),
+            std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+        )
     }
 
     /// Opens a safetensors file: memory-mapped from disk, or borrowed from the binary.
@@ -84,6 +89,9 @@ impl Source {
 
 /// Joins a module sub-directory and a file name the way modules.json paths are meant.
 pub(crate) fn join(dir: &str, file: &str) -> String {
-    if dir.is_empty() { file.to_string() } else { format!("{}/{file}", dir.trim_end_matches('/')) }
+    if dir.is_empty() {
+        file.to_string()
+    } else {
+        format!("{}/{file}", dir.trim_end_matches('/'))
+    }
 }
-

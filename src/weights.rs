@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 /// Raw bytes of a weights file.
 pub(crate) enum Bytes {
     Mmap(memmap2::Mmap),
+    #[cfg(feature = "builtin")]
     Static(&'static [u8]),
 }
 
@@ -22,6 +23,7 @@ impl std::ops::Deref for Bytes {
     fn deref(&self) -> &[u8] {
         match self {
             Bytes::Mmap(m) => m,
+            #[cfg(feature = "builtin")]
             Bytes::Static(s) => s,
         }
     }
@@ -59,8 +61,14 @@ impl Mat<'_> {
         let span = r * cols..(r + 1) * cols;
         match self {
             Mat::F32(w) => out.iter_mut().zip(&w[span]).for_each(|(o, x)| *o += x),
-            Mat::F16(w) => out.iter_mut().zip(&w[span]).for_each(|(o, x)| *o += x.to_f32()),
-            Mat::BF16(w) => out.iter_mut().zip(&w[span]).for_each(|(o, x)| *o += x.to_f32()),
+            Mat::F16(w) => out
+                .iter_mut()
+                .zip(&w[span])
+                .for_each(|(o, x)| *o += x.to_f32()),
+            Mat::BF16(w) => out
+                .iter_mut()
+                .zip(&w[span])
+                .for_each(|(o, x)| *o += x.to_f32()),
         }
     }
 
@@ -92,6 +100,7 @@ impl SafeTensors {
     }
 
     /// Wraps static bytes (the built-in model).
+    #[cfg(feature = "builtin")]
     pub(crate) fn from_static(bytes: &'static [u8], label: PathBuf) -> Result<Self> {
         Self::from_bytes(Bytes::Static(bytes), label)
     }
@@ -99,12 +108,17 @@ impl SafeTensors {
     fn from_bytes(bytes: Bytes, path: PathBuf) -> Result<Self> {
         let (header_len, meta) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| Error::invalid(&path, format!("not a valid safetensors file ({e})")))?;
-        let tensors = meta.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
-        Ok(SafeTensors { bytes, data_start: 8 + header_len, tensors, path })
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+        let tensors = meta
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| (k, v.clone()))
+            .collect();
+        Ok(SafeTensors {
+            bytes,
+            data_start: 8 + header_len,
+            tensors,
+            path,
+        })
     }
 
     /// Whether a tensor of that name exists.
@@ -118,13 +132,23 @@ impl SafeTensors {
     }
 
     fn err(&self, tensor: &str, reason: impl Into<String>) -> Error {
-        Error::Tensor { path: self.path.clone(), tensor: tensor.to_string(), reason: reason.into() }
+        Error::Tensor {
+            path: self.path.clone(),
+            tensor: tensor.to_string(),
+            reason: reason.into(),
+        }
     }
 
     fn info(&self, name: &str, shape: &[usize]) -> Result<&TensorInfo> {
-        let info = self.tensors.get(name).ok_or_else(|| self.err(name, "missing"))?;
+        let info = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| self.err(name, "missing"))?;
         if info.shape != shape {
-            return Err(self.err(name, format!("shape {:?}, expected {:?}", info.shape, shape)));
+            return Err(self.err(
+                name,
+                format!("shape {:?}, expected {:?}", info.shape, shape),
+            ));
         }
         Ok(info)
     }
@@ -142,7 +166,12 @@ impl SafeTensors {
             Dtype::F32 => Mat::F32(cast(raw)),
             Dtype::F16 => Mat::F16(cast(raw)),
             Dtype::BF16 => Mat::BF16(cast(raw)),
-            d => return Err(self.err(name, format!("dtype {d:?} is not a float type sembed reads"))),
+            d => {
+                return Err(self.err(
+                    name,
+                    format!("dtype {d:?} is not a float type sembed reads"),
+                ));
+            }
         })
     }
 
@@ -154,7 +183,12 @@ impl SafeTensors {
             Dtype::F32 => cast(raw),
             Dtype::F16 => Cow::Owned(cast::<f16>(raw).iter().map(|x| x.to_f32()).collect()),
             Dtype::BF16 => Cow::Owned(cast::<bf16>(raw).iter().map(|x| x.to_f32()).collect()),
-            d => return Err(self.err(name, format!("dtype {d:?} is not a float type sembed reads"))),
+            d => {
+                return Err(self.err(
+                    name,
+                    format!("dtype {d:?} is not a float type sembed reads"),
+                ));
+            }
         })
     }
 }

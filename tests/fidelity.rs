@@ -15,11 +15,18 @@ fn check_model(model: &Embedder, min_stsb: f32, min_dev: f32) {
     let got_rows: Vec<&[f32]> = got.rows().collect();
     let (c, i) = min_cosine(&got_rows, &want);
     println!("STS-B: min cosine {c} at {i} ({:?})", sentences[i]);
-    assert!(c >= min_stsb, "STS-B min cosine {c} < {min_stsb} at sentence {i}: {:?}", sentences[i]);
+    assert!(
+        c >= min_stsb,
+        "STS-B min cosine {c} < {min_stsb} at sentence {i}: {:?}",
+        sentences[i]
+    );
 
     let rho = stsb_spearman(&got_rows);
     println!("STS-B Spearman {rho:.5}");
-    assert!((rho - 0.8205).abs() <= 0.0005, "STS-B Spearman {rho} not within 0.8205 ± 0.0005");
+    assert!(
+        (rho - 0.8205).abs() <= 0.0005,
+        "STS-B Spearman {rho} not within 0.8205 ± 0.0005"
+    );
 
     let dev = read_jsonl(&data("minilm-dev.jsonl"));
     let texts: Vec<&str> = dev.iter().map(|r| r.text.as_str()).collect();
@@ -28,7 +35,11 @@ fn check_model(model: &Embedder, min_stsb: f32, min_dev: f32) {
         let ids = model.token_ids(&r.text, &EmbedOptions::default()).unwrap();
         assert_eq!(ids, r.input_ids, "ids of {:?}", r.text);
         let c = sembed::cosine(g, &r.embedding);
-        assert!(c >= min_dev, "dev text {:?}: cosine {c} < {min_dev}", r.text);
+        assert!(
+            c >= min_dev,
+            "dev text {:?}: cosine {c} < {min_dev}",
+            r.text
+        );
     }
 }
 
@@ -51,11 +62,35 @@ fn builtin_f16_model_matches_sentence_transformers() {
 fn batching_and_threads_do_not_change_vectors() {
     let model = Embedder::from_dir(real_model()).unwrap();
     let texts: Vec<String> = stsb_sentences().into_iter().take(200).collect();
-    let base = model.embed(&texts, &EmbedOptions { threads: 1, batch_size: 1, ..Default::default() }).unwrap();
+    let base = model
+        .embed(
+            &texts,
+            &EmbedOptions {
+                threads: 1,
+                batch_size: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     for (threads, batch_size) in [(2, 32), (2, 7), (1, 200)] {
-        let e = model.embed(&texts, &EmbedOptions { threads, batch_size, ..Default::default() }).unwrap();
-        let (c, i) = min_cosine(&e.rows().collect::<Vec<_>>(), &base.rows().collect::<Vec<_>>());
-        assert!(c > 0.999999, "threads {threads} batch {batch_size}: cosine {c} at {i}");
+        let e = model
+            .embed(
+                &texts,
+                &EmbedOptions {
+                    threads,
+                    batch_size,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let (c, i) = min_cosine(
+            &e.rows().collect::<Vec<_>>(),
+            &base.rows().collect::<Vec<_>>(),
+        );
+        assert!(
+            c > 0.999999,
+            "threads {threads} batch {batch_size}: cosine {c} at {i}"
+        );
     }
 }
 
@@ -73,12 +108,26 @@ fn empty_list_and_empty_text() {
 #[test]
 fn max_length_option_truncates_and_is_validated() {
     let model = Embedder::from_dir(real_model()).unwrap();
-    let opts = EmbedOptions { max_length: Some(5), ..Default::default() };
-    let ids = model.token_ids("one two three four five six", &opts).unwrap();
+    let opts = EmbedOptions {
+        max_length: Some(5),
+        ..Default::default()
+    };
+    let ids = model
+        .token_ids("one two three four five six", &opts)
+        .unwrap();
     assert_eq!(ids.len(), 5);
     assert_eq!((ids[0], ids[4]), (101, 102));
     for bad in [0, 1, 513] {
-        let opts = EmbedOptions { max_length: Some(bad), ..Default::default() };
-        assert!(matches!(model.embed(&["x"], &opts), Err(sembed::Error::InvalidOption(_))), "{bad}");
+        let opts = EmbedOptions {
+            max_length: Some(bad),
+            ..Default::default()
+        };
+        assert!(
+            matches!(
+                model.embed(&["x"], &opts),
+                Err(sembed::Error::InvalidOption(_))
+            ),
+            "{bad}"
+        );
     }
 }

@@ -25,7 +25,11 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         for (i, chunk) in texts.chunks(PROGRESS_CHUNK).enumerate() {
             data.extend_from_slice(model.embed(chunk, &opts)?.as_slice());
             let done = (i * PROGRESS_CHUNK + chunk.len()).min(texts.len());
-            eprint!("\rembedded {done}/{} texts ({:.1} s)", texts.len(), start.elapsed().as_secs_f32());
+            eprint!(
+                "\rembedded {done}/{} texts ({:.1} s)",
+                texts.len(),
+                start.elapsed().as_secs_f32()
+            );
         }
         eprintln!();
         sembed::Embeddings::new(model.dim(), data)
@@ -42,7 +46,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     };
     match &args.output {
         Some(path) => {
-            let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let f =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             let mut w = BufWriter::new(f);
             output::write(&mut w, &embeddings, format)
                 .and_then(|()| w.flush())
@@ -50,7 +55,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let mut w = BufWriter::new(std::io::stdout().lock());
-            output::write(&mut w, &embeddings, format).and_then(|()| w.flush()).context("writing to stdout")?;
+            output::write(&mut w, &embeddings, format)
+                .and_then(|()| w.flush())
+                .context("writing to stdout")?;
         }
     }
     Ok(ExitCode::SUCCESS)

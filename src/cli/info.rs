@@ -28,7 +28,11 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
         });
         format!("{v:#}\n")
     } else {
-        let dense = if dense.is_empty() { "none".to_string() } else { dense.join(", ") };
+        let dense = if dense.is_empty() {
+            "none".to_string()
+        } else {
+            dense.join(", ")
+        };
         format!(
             "name:           {}\narchitecture:   {} ({} layers, hidden {})\ndimensions:     {}\n\
              max length:     {} tokens\npooling:        {}\ndense:          {}\nnormalize:      {}\n\
@@ -47,6 +51,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             i.source,
         )
     };
-    std::io::stdout().lock().write_all(text.as_bytes()).context("writing to stdout")?;
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
 }

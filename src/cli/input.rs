@@ -8,17 +8,24 @@ use anyhow::{Context, bail};
 use super::InputFormat;
 
 /// The texts to embed, from arguments, `--input FILE|-`, or piped stdin.
-pub fn read_texts(args: Vec<String>, input: Option<&Path>, format: InputFormat) -> anyhow::Result<Vec<String>> {
+pub fn read_texts(
+    args: Vec<String>,
+    input: Option<&Path>,
+    format: InputFormat,
+) -> anyhow::Result<Vec<String>> {
     if !args.is_empty() {
         return Ok(args);
     }
     let (name, reader): (String, Box<dyn Read>) = match input {
         Some(p) if p.as_os_str() != "-" => {
-            let f = std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            let f =
+                std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
             (p.display().to_string(), Box::new(f))
         }
         Some(_) => ("<stdin>".to_string(), Box::new(std::io::stdin())),
-        None if !std::io::stdin().is_terminal() => ("<stdin>".to_string(), Box::new(std::io::stdin())),
+        None if !std::io::stdin().is_terminal() => {
+            ("<stdin>".to_string(), Box::new(std::io::stdin()))
+        }
         None => bail!("no input: give TEXT arguments, --input FILE, or pipe text to stdin"),
     };
     let texts = parse(BufReader::new(reader), &name, format)?;
@@ -36,7 +43,9 @@ fn parse(mut r: impl BufRead, name: &str, format: InputFormat) -> anyhow::Result
     let mut line_no = 0;
     loop {
         buf.clear();
-        let n = r.read_until(b'\n', &mut buf).with_context(|| format!("cannot read {name}"))?;
+        let n = r
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("cannot read {name}"))?;
         if n == 0 {
             break;
         }
@@ -47,8 +56,12 @@ fn parse(mut r: impl BufRead, name: &str, format: InputFormat) -> anyhow::Result
         if buf.last() == Some(&b'\r') {
             buf.pop();
         }
-        let line = std::str::from_utf8(&buf)
-            .map_err(|e| anyhow::anyhow!("{name}:{line_no}: invalid UTF-8 at byte {}", e.valid_up_to() + 1))?;
+        let line = std::str::from_utf8(&buf).map_err(|e| {
+            anyhow::anyhow!(
+                "{name}:{line_no}: invalid UTF-8 at byte {}",
+                e.valid_up_to() + 1
+            )
+        })?;
         match format {
             InputFormat::Lines => texts.push(line.to_string()),
             InputFormat::Jsonl => {
@@ -98,9 +111,16 @@ mod tests {
 
     #[test]
     fn jsonl_strings_and_objects() {
-        let got = parse(&b"\"a\\nb\"\n{\"text\": \"c\", \"id\": 1}\n\n"[..], "t", InputFormat::Jsonl).unwrap();
+        let got = parse(
+            &b"\"a\\nb\"\n{\"text\": \"c\", \"id\": 1}\n\n"[..],
+            "t",
+            InputFormat::Jsonl,
+        )
+        .unwrap();
         assert_eq!(got, ["a\nb", "c"]);
-        let err = parse(&b"{\"x\": 1}"[..], "t", InputFormat::Jsonl).unwrap_err().to_string();
+        let err = parse(&b"{\"x\": 1}"[..], "t", InputFormat::Jsonl)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "t:1: object has no \"text\" field");
     }
 }

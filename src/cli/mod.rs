@@ -156,13 +156,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Prints `err` as one line on stderr and picks the exit code. A closed stdout is not an error.
 pub fn report(err: &anyhow::Error) -> ExitCode {
     let broken_pipe = err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     });
     if broken_pipe {
         return ExitCode::SUCCESS;
     }
     let msg: Vec<String> = err.chain().map(|e| e.to_string()).collect();
     eprintln!("sembed: error: {}", msg.join(": "));
-    let usage = err.chain().any(|e| matches!(e.downcast_ref::<sembed::Error>(), Some(sembed::Error::InvalidOption(_))));
+    let usage = err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<sembed::Error>(),
+            Some(sembed::Error::InvalidOption(_))
+        )
+    });
     ExitCode::from(if usage { EXIT_USAGE } else { EXIT_FAILURE })
 }

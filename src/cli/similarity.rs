@@ -22,6 +22,9 @@ pub fn run(args: SimilarityArgs) -> anyhow::Result<ExitCode> {
             out.push_str(&format!("{}\n", sembed::cosine(e.row(0), b)));
         }
     }
-    std::io::stdout().lock().write_all(out.as_bytes()).context("writing to stdout")?;
+    std::io::stdout()
+        .lock()
+        .write_all(out.as_bytes())
+        .context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
 }

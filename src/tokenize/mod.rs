@@ -1,5 +1,5 @@
 //! Text → token ids. Two back ends behind one type:
-//! - [`wordpiece`]: a native BERT WordPiece tokenizer that loads in well under a millisecond;
+//! - `wordpiece`: a native BERT WordPiece tokenizer that loads in well under a millisecond;
 //! - the Hugging Face `tokenizers` crate, for everything else (Unigram, BPE, unusual pipelines).
 //!
 //! `Tokenizer::from_json` reads a tokenizer.json and picks the native path only when it reproduces the
@@ -34,7 +34,11 @@ pub struct Tokenizer {
 #[derive(Debug)]
 enum Backend {
     Native(WordPiece),
-    Hf { tok: Box<tokenizers::Tokenizer>, num_special: usize, model: &'static str },
+    Hf {
+        tok: Box<tokenizers::Tokenizer>,
+        num_special: usize,
+        model: &'static str,
+    },
 }
 
 impl Tokenizer {
@@ -49,7 +53,9 @@ impl Tokenizer {
         let json: Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid(path, format!("not valid JSON: {e}")))?;
         if let Some(wp) = native_from_json(&json, path)? {
-            return Ok(Tokenizer { backend: Backend::Native(wp) });
+            return Ok(Tokenizer {
+                backend: Backend::Native(wp),
+            });
         }
         Self::hf_from_json(bytes, &json, path)
     }
@@ -67,7 +73,8 @@ impl Tokenizer {
             .map_err(|e| Error::invalid(path, format!("tokenizers could not load it: {e}")))?;
         // sentence-transformers truncates to max_seq_length and pads per batch; the file's own
         // truncation/padding settings (e.g. pad everything to 128) must not apply.
-        tok.with_truncation(None).map_err(|e| Error::invalid(path, e.to_string()))?;
+        tok.with_truncation(None)
+            .map_err(|e| Error::invalid(path, e.to_string()))?;
         tok.with_padding(None);
         let num_special = tok.get_post_processor().map_or(0, |p| {
             use tokenizers::PostProcessor;
@@ -80,15 +87,27 @@ impl Tokenizer {
             Some("WordLevel") => "WordLevel",
             _ => "unknown",
         };
-        Ok(Tokenizer { backend: Backend::Hf { tok: Box::new(tok), num_special, model } })
+        Ok(Tokenizer {
+            backend: Backend::Hf {
+                tok: Box::new(tok),
+                num_special,
+                model,
+            },
+        })
     }
 
     /// Builds a BERT WordPiece tokenizer from a vocab.txt (for models without tokenizer.json).
     pub fn from_vocab_txt(text: &str, lowercase: bool, path: &Path) -> Result<Self> {
-        let vocab: FxHashMap<Box<str>, u32> =
-            text.lines().enumerate().map(|(i, t)| (Box::from(t), i as u32)).collect();
+        let vocab: FxHashMap<Box<str>, u32> = text
+            .lines()
+            .enumerate()
+            .map(|(i, t)| (Box::from(t), i as u32))
+            .collect();
         let id = |t: &str| {
-            vocab.get(t).copied().ok_or_else(|| Error::invalid(path, format!("no `{t}` token")))
+            vocab
+                .get(t)
+                .copied()
+                .ok_or_else(|| Error::invalid(path, format!("no `{t}` token")))
         };
         let (unk, cls, sep) = (id("[UNK]")?, id("[CLS]")?, id("[SEP]")?);
         let added = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -105,7 +124,9 @@ impl Tokenizer {
         wp.added = sort_added(added);
         wp.prefix_ids = vec![cls];
         wp.suffix_ids = vec![sep];
-        Ok(Tokenizer { backend: Backend::Native(wp) })
+        Ok(Tokenizer {
+            backend: Backend::Native(wp),
+        })
     }
 
     /// Token ids of `text` with the model's special tokens, truncated to `max_len` ids in total.
@@ -130,10 +151,17 @@ impl Tokenizer {
                 wp.encode_into(text, max_len, add_special, out, scratch);
                 Ok(())
             }
-            Backend::Hf { tok, num_special, .. } => {
-                let mut enc =
-                    tok.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
-                let budget = if add_special { max_len.saturating_sub(*num_special) } else { max_len };
+            Backend::Hf {
+                tok, num_special, ..
+            } => {
+                let mut enc = tok
+                    .encode(text, false)
+                    .map_err(|e| Error::Tokenizer(e.to_string()))?;
+                let budget = if add_special {
+                    max_len.saturating_sub(*num_special)
+                } else {
+                    max_len
+                };
                 enc.truncate(budget, 0, tokenizers::TruncationDirection::Right);
                 if add_special {
                     enc = tok
@@ -176,7 +204,7 @@ fn sort_added(mut added: Vec<(Box<str>, u32)>) -> Vec<(Box<str>, u32)> {
 
 /// Returns the native tokenizer when tokenizer.json describes a pipeline it reproduces exactly:
 /// WordPiece model, BertNormalizer (or none), BertPreTokenizer, `X $A Y` post-processing, and added
-/// tokens that are matched on raw text with no stripping rules.
+/// tokens that are matched on raw text (`normalized: false`) and not restricted to single words.
 fn native_from_json(json: &Value, path: &Path) -> Result<Option<WordPiece>> {
     let model = &json["model"];
     if model["type"] != "WordPiece" || json["pre_tokenizer"]["type"] != "BertPreTokenizer" {
@@ -196,8 +224,14 @@ fn native_from_json(json: &Value, path: &Path) -> Result<Option<WordPiece>> {
         return Ok(None);
     };
     let mut added: Vec<(Box<str>, u32)> = Vec::new();
-    for t in json["added_tokens"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        let plain = t["single_word"] != true && t["lstrip"] != true && t["rstrip"] != true;
+    for t in json["added_tokens"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        // lstrip/rstrip only remove whitespace next to the token, which the BERT pre-tokenizer drops
+        // anyway; single_word changes what matches, so it needs the oracle.
+        let plain = t["single_word"] != true;
         let (Some(content), Some(id)) = (t["content"].as_str(), t["id"].as_u64()) else {
             return Err(Error::invalid(path, "an added token has no content or id"));
         };
@@ -211,19 +245,30 @@ fn native_from_json(json: &Value, path: &Path) -> Result<Option<WordPiece>> {
     };
     let mut vocab = FxHashMap::with_capacity_and_hasher(vocab_json.len(), Default::default());
     for (k, v) in vocab_json {
-        let id = v.as_u64().ok_or_else(|| Error::invalid(path, format!("vocab id of `{k}`")))?;
+        let id = v
+            .as_u64()
+            .ok_or_else(|| Error::invalid(path, format!("vocab id of `{k}`")))?;
         vocab.insert(Box::from(k.as_str()), id as u32);
     }
     for (content, id) in &added {
         vocab.entry(content.clone()).or_insert(*id);
     }
     let lookup = |t: &str| {
-        vocab.get(t).copied().ok_or_else(|| Error::invalid(path, format!("token `{t}` is not in the vocabulary")))
+        vocab
+            .get(t)
+            .copied()
+            .ok_or_else(|| Error::invalid(path, format!("token `{t}` is not in the vocabulary")))
     };
     let unk = model["unk_token"].as_str().unwrap_or("[UNK]");
     let unk_id = lookup(unk)?;
-    let prefix_ids = prefix_tokens.iter().map(|t| lookup(t)).collect::<Result<Vec<_>>>()?;
-    let suffix_ids = suffix_tokens.iter().map(|t| lookup(t)).collect::<Result<Vec<_>>>()?;
+    let prefix_ids = prefix_tokens
+        .iter()
+        .map(|t| lookup(t))
+        .collect::<Result<Vec<_>>>()?;
+    let suffix_ids = suffix_tokens
+        .iter()
+        .map(|t| lookup(t))
+        .collect::<Result<Vec<_>>>()?;
     let cont = model["continuing_subword_prefix"].as_str().unwrap_or("##");
     let max_chars = model["max_input_chars_per_word"].as_u64().unwrap_or(100) as usize;
     let mut wp = WordPiece::new(vocab, cont, unk_id, max_chars);
@@ -253,7 +298,11 @@ fn single_template(pp: &Value) -> Option<(Vec<String>, Vec<String>)> {
                         return None;
                     }
                     let tok = ids[0].as_str()?.to_string();
-                    if seen_a { after.push(tok) } else { before.push(tok) }
+                    if seen_a {
+                        after.push(tok)
+                    } else {
+                        before.push(tok)
+                    }
                 } else if piece.get("Sequence")?["id"] == "A" && !seen_a {
                     seen_a = true;
                 } else {

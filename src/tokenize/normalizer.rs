@@ -65,7 +65,11 @@ impl BertNormalizer {
             // ASCII has nothing to decompose: skip the NFD pass (the common case).
             if !out.is_ascii() {
                 tmp.clear();
-                tmp.extend(out.nfd().map(|(c, _)| c).filter(|c| !c.is_mark_nonspacing()));
+                tmp.extend(
+                    out.nfd()
+                        .map(|(c, _)| c)
+                        .filter(|c| !c.is_mark_nonspacing()),
+                );
                 std::mem::swap(out, tmp);
             }
         }
@@ -91,8 +95,12 @@ mod tests {
         out
     }
 
-    const UNCASED: BertNormalizer =
-        BertNormalizer { clean_text: true, handle_chinese_chars: true, strip_accents: None, lowercase: true };
+    const UNCASED: BertNormalizer = BertNormalizer {
+        clean_text: true,
+        handle_chinese_chars: true,
+        strip_accents: None,
+        lowercase: true,
+    };
 
     #[test]
     fn uncased_strips_accents_and_lowercases() {
@@ -101,7 +109,10 @@ mod tests {
 
     #[test]
     fn control_chars_dropped_whitespace_mapped() {
-        assert_eq!(norm(&UNCASED, "a\u{0}b\tc\u{200b}d\u{fffd}e\u{7}"), "ab cde");
+        assert_eq!(
+            norm(&UNCASED, "a\u{0}b\tc\u{200b}d\u{fffd}e\u{7}"),
+            "ab cde"
+        );
     }
 
     #[test]
@@ -111,14 +122,20 @@ mod tests {
 
     #[test]
     fn cased_keeps_accents() {
-        let cased = BertNormalizer { lowercase: false, ..UNCASED };
+        let cased = BertNormalizer {
+            lowercase: false,
+            ..UNCASED
+        };
         assert_eq!(norm(&cased, "Café"), "Café");
     }
 
     #[test]
     fn dotted_capital_i_lowercases_without_mark_when_stripping() {
         assert_eq!(norm(&UNCASED, "İ"), "i");
-        let keep = BertNormalizer { strip_accents: Some(false), ..UNCASED };
+        let keep = BertNormalizer {
+            strip_accents: Some(false),
+            ..UNCASED
+        };
         assert_eq!(norm(&keep, "İ"), "i\u{307}");
     }
 }

