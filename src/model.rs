@@ -31,9 +31,9 @@ self_cell::self_cell!(
     }
 );
 
-/// Upper bound on tokens packed into one batch, so scratch memory stays bounded (≈ 25 MB for the
+/// Upper bound on tokens packed into one batch, so scratch memory stays bounded (≈ 6 MB for the
 /// feed-forward buffer of a MiniLM-sized model) however long the inputs are.
-const MAX_BATCH_TOKENS: usize = 4096;
+const MAX_BATCH_TOKENS: usize = 1024;
 
 /// Options for one [`Embedder::embed`] call. `Default` gives sentence-transformers' behaviour.
 ///

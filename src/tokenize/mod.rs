@@ -6,15 +6,19 @@
 //! file's pipeline exactly.
 
 mod normalizer;
+mod vocab;
 mod wordpiece;
 
+use std::borrow::Cow;
 use std::path::Path;
 
-use rustc_hash::FxHashMap;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use normalizer::BertNormalizer;
+use vocab::Vocab;
 pub(crate) use wordpiece::Scratch;
 use wordpiece::WordPiece;
 
@@ -50,25 +54,25 @@ impl Tokenizer {
 
     /// Parses tokenizer.json content; `path` is only used in error messages.
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
-        let json: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::invalid(path, format!("not valid JSON: {e}")))?;
-        if let Some(wp) = native_from_json(&json, path)? {
+        let file: TokenizerFile<'_> = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid(path, format!("not a valid tokenizer.json: {e}")))?;
+        if let Some(wp) = native_from_json(&file, path)? {
             return Ok(Tokenizer {
                 backend: Backend::Native(wp),
             });
         }
-        Self::hf_from_json(bytes, &json, path)
+        Self::hf_from_json(bytes, file.model.kind.as_deref(), path)
     }
 
     /// Loads through the `tokenizers` crate even when the native path would apply (for testing).
     #[doc(hidden)]
     pub fn from_json_hf(bytes: &[u8], path: &Path) -> Result<Self> {
-        let json: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::invalid(path, format!("not valid JSON: {e}")))?;
-        Self::hf_from_json(bytes, &json, path)
+        let file: TokenizerFile<'_> = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid(path, format!("not a valid tokenizer.json: {e}")))?;
+        Self::hf_from_json(bytes, file.model.kind.as_deref(), path)
     }
 
-    fn hf_from_json(bytes: &[u8], json: &Value, path: &Path) -> Result<Self> {
+    fn hf_from_json(bytes: &[u8], model_type: Option<&str>, path: &Path) -> Result<Self> {
         let mut tok = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::invalid(path, format!("tokenizers could not load it: {e}")))?;
         // sentence-transformers truncates to max_seq_length and pads per batch; the file's own
@@ -80,7 +84,7 @@ impl Tokenizer {
             use tokenizers::PostProcessor;
             p.added_tokens(false)
         });
-        let model = match json.pointer("/model/type").and_then(Value::as_str) {
+        let model = match model_type {
             Some("WordPiece") => "WordPiece",
             Some("Unigram") => "Unigram",
             Some("BPE") => "BPE",
@@ -98,23 +102,22 @@ impl Tokenizer {
 
     /// Builds a BERT WordPiece tokenizer from a vocab.txt (for models without tokenizer.json).
     pub fn from_vocab_txt(text: &str, lowercase: bool, path: &Path) -> Result<Self> {
-        let vocab: FxHashMap<Box<str>, u32> = text
-            .lines()
-            .enumerate()
-            .map(|(i, t)| (Box::from(t), i as u32))
-            .collect();
+        let mut vocab = Vocab::new("##", 32_768);
+        for (i, t) in text.lines().enumerate() {
+            // HF's BertTokenizer keeps the first id of a repeated line.
+            vocab.insert(t, i as u32, false);
+        }
         let id = |t: &str| {
             vocab
                 .get(t)
-                .copied()
                 .ok_or_else(|| Error::invalid(path, format!("no `{t}` token")))
         };
         let (unk, cls, sep) = (id("[UNK]")?, id("[CLS]")?, id("[SEP]")?);
         let added = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
             .iter()
-            .filter_map(|t| vocab.get(*t).map(|&i| (Box::from(*t), i)))
+            .filter_map(|t| vocab.get(t).map(|i| (Box::from(*t), i)))
             .collect();
-        let mut wp = WordPiece::new(vocab, "##", unk, 100);
+        let mut wp = WordPiece::new(vocab, unk, 100);
         wp.normalizer = Some(BertNormalizer {
             clean_text: true,
             handle_chinese_chars: true,
@@ -202,15 +205,90 @@ fn sort_added(mut added: Vec<(Box<str>, u32)>) -> Vec<(Box<str>, u32)> {
     added
 }
 
+/// The parts of tokenizer.json the native path reads. Sub-objects stay raw (borrowed, unparsed) until
+/// needed, and the vocabulary is streamed straight into [`Vocab`].
+#[derive(Deserialize)]
+struct TokenizerFile<'a> {
+    #[serde(borrow, default)]
+    normalizer: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pre_tokenizer: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    post_processor: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    added_tokens: Vec<AddedToken<'a>>,
+    #[serde(borrow)]
+    model: ModelSection<'a>,
+}
+
+#[derive(Deserialize)]
+struct ModelSection<'a> {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    unk_token: Option<String>,
+    #[serde(default)]
+    continuing_subword_prefix: Option<String>,
+    #[serde(default)]
+    max_input_chars_per_word: Option<usize>,
+    #[serde(borrow, default)]
+    vocab: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct AddedToken<'a> {
+    id: u32,
+    #[serde(borrow)]
+    content: Cow<'a, str>,
+    #[serde(default)]
+    single_word: bool,
+    #[serde(default)]
+    normalized: bool,
+}
+
+/// Streams a `{"token": id, ...}` object into a [`Vocab`] without building an intermediate map.
+struct VocabSeed<'v>(&'v mut Vocab);
+
+impl<'de> serde::de::DeserializeSeed<'de> for VocabSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for VocabSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map from token to id")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        while let Some((k, v)) = map.next_entry::<Cow<'de, str>, u32>()? {
+            self.0.insert(&k, v, true);
+        }
+        Ok(())
+    }
+}
+
+fn raw_value(raw: Option<&RawValue>, path: &Path) -> Result<Value> {
+    raw.map_or(Ok(Value::Null), |r| {
+        serde_json::from_str(r.get()).map_err(|e| Error::invalid(path, e.to_string()))
+    })
+}
+
 /// Returns the native tokenizer when tokenizer.json describes a pipeline it reproduces exactly:
 /// WordPiece model, BertNormalizer (or none), BertPreTokenizer, `X $A Y` post-processing, and added
 /// tokens that are matched on raw text (`normalized: false`) and not restricted to single words.
-fn native_from_json(json: &Value, path: &Path) -> Result<Option<WordPiece>> {
-    let model = &json["model"];
-    if model["type"] != "WordPiece" || json["pre_tokenizer"]["type"] != "BertPreTokenizer" {
+fn native_from_json(file: &TokenizerFile<'_>, path: &Path) -> Result<Option<WordPiece>> {
+    let model = &file.model;
+    if model.kind.as_deref() != Some("WordPiece")
+        || raw_value(file.pre_tokenizer, path)?["type"] != "BertPreTokenizer"
+    {
         return Ok(None);
     }
-    let normalizer = match &json["normalizer"] {
+    let normalizer = match raw_value(file.normalizer, path)? {
         Value::Null => None,
         n if n["type"] == "BertNormalizer" => Some(BertNormalizer {
             clean_text: n["clean_text"].as_bool().unwrap_or(true),
@@ -220,47 +298,42 @@ fn native_from_json(json: &Value, path: &Path) -> Result<Option<WordPiece>> {
         }),
         _ => return Ok(None),
     };
-    let Some((prefix_tokens, suffix_tokens)) = single_template(&json["post_processor"]) else {
+    let Some((prefix_tokens, suffix_tokens)) =
+        single_template(&raw_value(file.post_processor, path)?)
+    else {
         return Ok(None);
     };
-    let mut added: Vec<(Box<str>, u32)> = Vec::new();
-    for t in json["added_tokens"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    // lstrip/rstrip only remove whitespace next to the token, which the BERT pre-tokenizer drops
+    // anyway; single_word and normalized change what matches, so they need the oracle.
+    if file
+        .added_tokens
+        .iter()
+        .any(|t| t.single_word || t.normalized)
     {
-        // lstrip/rstrip only remove whitespace next to the token, which the BERT pre-tokenizer drops
-        // anyway; single_word changes what matches, so it needs the oracle.
-        let plain = t["single_word"] != true;
-        let (Some(content), Some(id)) = (t["content"].as_str(), t["id"].as_u64()) else {
-            return Err(Error::invalid(path, "an added token has no content or id"));
-        };
-        if !plain || t["normalized"] == true {
-            return Ok(None);
-        }
-        added.push((Box::from(content), id as u32));
+        return Ok(None);
     }
-    let Some(vocab_json) = model["vocab"].as_object() else {
+    let added: Vec<(Box<str>, u32)> = file
+        .added_tokens
+        .iter()
+        .map(|t| (Box::from(&*t.content), t.id))
+        .collect();
+    let Some(raw_vocab) = model.vocab else {
         return Err(Error::invalid(path, "WordPiece model has no vocab"));
     };
-    let mut vocab = FxHashMap::with_capacity_and_hasher(vocab_json.len(), Default::default());
-    for (k, v) in vocab_json {
-        let id = v
-            .as_u64()
-            .ok_or_else(|| Error::invalid(path, format!("vocab id of `{k}`")))?;
-        vocab.insert(Box::from(k.as_str()), id as u32);
-    }
+    let cont = model.continuing_subword_prefix.as_deref().unwrap_or("##");
+    let mut vocab = Vocab::new(cont, 32_768);
+    let mut de = serde_json::Deserializer::from_str(raw_vocab.get());
+    serde::de::DeserializeSeed::deserialize(VocabSeed(&mut vocab), &mut de)
+        .map_err(|e| Error::invalid(path, format!("WordPiece vocab: {e}")))?;
     for (content, id) in &added {
-        vocab.entry(content.clone()).or_insert(*id);
+        vocab.insert(content, *id, false);
     }
     let lookup = |t: &str| {
         vocab
             .get(t)
-            .copied()
             .ok_or_else(|| Error::invalid(path, format!("token `{t}` is not in the vocabulary")))
     };
-    let unk = model["unk_token"].as_str().unwrap_or("[UNK]");
-    let unk_id = lookup(unk)?;
+    let unk_id = lookup(model.unk_token.as_deref().unwrap_or("[UNK]"))?;
     let prefix_ids = prefix_tokens
         .iter()
         .map(|t| lookup(t))
@@ -269,9 +342,7 @@ fn native_from_json(json: &Value, path: &Path) -> Result<Option<WordPiece>> {
         .iter()
         .map(|t| lookup(t))
         .collect::<Result<Vec<_>>>()?;
-    let cont = model["continuing_subword_prefix"].as_str().unwrap_or("##");
-    let max_chars = model["max_input_chars_per_word"].as_u64().unwrap_or(100) as usize;
-    let mut wp = WordPiece::new(vocab, cont, unk_id, max_chars);
+    let mut wp = WordPiece::new(vocab, unk_id, model.max_input_chars_per_word.unwrap_or(100));
     wp.normalizer = normalizer;
     wp.added = sort_added(added);
     wp.prefix_ids = prefix_ids;

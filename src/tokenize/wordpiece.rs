@@ -3,19 +3,16 @@
 //! It exists because the `tokenizers` crate needs 22–44 ms to load a tokenizer.json; this one builds its
 //! tables from the vocabulary alone. The `tokenizers` crate stays the test oracle (tests/tokenizer.rs).
 
-use rustc_hash::FxHashMap;
 use unicode_categories::UnicodeCategories;
 
 use super::normalizer::BertNormalizer;
+use super::vocab::Vocab;
 
 /// A BERT-style WordPiece tokenizer (see the module docs).
 #[derive(Debug)]
 pub(crate) struct WordPiece {
     pub normalizer: Option<BertNormalizer>,
-    /// Every vocabulary entry → id (word-initial lookups, which may also hit "##x" entries, as in HF).
-    pub vocab: FxHashMap<Box<str>, u32>,
-    /// Entries that start with the continuation prefix, keyed without it.
-    pub continuation: FxHashMap<Box<str>, u32>,
+    pub vocab: Vocab,
     pub unk_id: u32,
     pub max_input_chars_per_word: usize,
     /// Added tokens matched in the raw text before normalization (`normalized: false`), longest first.
@@ -37,20 +34,10 @@ fn is_bert_punc(c: char) -> bool {
 }
 
 impl WordPiece {
-    pub(crate) fn new(
-        vocab: FxHashMap<Box<str>, u32>,
-        prefix: &str,
-        unk_id: u32,
-        max_input_chars_per_word: usize,
-    ) -> Self {
-        let continuation = vocab
-            .iter()
-            .filter_map(|(k, &v)| k.strip_prefix(prefix).map(|rest| (Box::from(rest), v)))
-            .collect();
+    pub(crate) fn new(vocab: Vocab, unk_id: u32, max_input_chars_per_word: usize) -> Self {
         WordPiece {
             normalizer: None,
             vocab,
-            continuation,
             unk_id,
             max_input_chars_per_word,
             added: Vec::new(),
@@ -185,9 +172,9 @@ impl WordPiece {
                 let hit = if start == 0 {
                     self.vocab.get(sub)
                 } else {
-                    self.continuation.get(sub)
+                    self.vocab.get_continuation(sub)
                 };
-                if let Some(&id) = hit {
+                if let Some(id) = hit {
                     found = Some(id);
                     break;
                 }
@@ -221,12 +208,11 @@ mod tests {
         let words = [
             "[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "a", "!", "##b", "##",
         ];
-        let vocab = words
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (Box::from(*w), i as u32))
-            .collect();
-        let mut wp = WordPiece::new(vocab, "##", 0, 100);
+        let mut vocab = Vocab::new("##", words.len());
+        for (i, w) in words.iter().enumerate() {
+            vocab.insert(w, i as u32, true);
+        }
+        let mut wp = WordPiece::new(vocab, 0, 100);
         wp.normalizer = Some(BertNormalizer {
             clean_text: true,
             handle_chinese_chars: true,

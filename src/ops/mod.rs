@@ -2,9 +2,15 @@
 //! activations and softmax. Everything works on caller-owned buffers; nothing allocates per call
 //! except the weight-conversion scratch, which is reused.
 
+mod skinny;
+
 use std::borrow::Cow;
 
 use crate::weights::Mat;
+use skinny::{Rows, matmul_nt};
+
+/// Up to this many rows, [`skinny`] kernels beat a packing GEMM (they read each weight once).
+const SKINNY_MAX_ROWS: usize = 32;
 
 /// `c[m, n] = beta * c + a[m, k] · b[k, n]`, with explicit (row, column) strides for each operand.
 /// Strides let us multiply by transposed weights and by per-head column slices without copies.
@@ -80,6 +86,16 @@ impl Linear<'_> {
             }
             None => 0.0,
         };
+        if t <= SKINNY_MAX_ROWS {
+            if beta == 0.0 {
+                y.fill(0.0);
+            }
+            match &self.weight {
+                Mat::F32(w) => return matmul_nt(x, Rows::F32(w), y, t, k, n),
+                Mat::F16(w) => return matmul_nt(x, Rows::F16(w), y, t, k, n),
+                Mat::BF16(_) => {}
+            }
+        }
         match &self.weight {
             Mat::F32(w) => gemm(t, k, n, 1.0, x, (k, 1), w, (1, k), beta, y, (n, 1)),
             // Half weights: convert a block of output rows to f32, multiply, move on. The full f32
@@ -179,9 +195,7 @@ impl Activation {
     /// Applies the activation in place.
     pub(crate) fn apply(self, x: &mut [f32]) {
         match self {
-            Activation::Gelu => x
-                .iter_mut()
-                .for_each(|v| *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2))),
+            Activation::Gelu => gelu(x),
             Activation::GeluTanh => x.iter_mut().for_each(|v| {
                 let u = 0.797_884_6 * (*v + 0.044715 * *v * *v * *v);
                 *v = 0.5 * *v * (1.0 + u.tanh());
@@ -192,6 +206,28 @@ impl Activation {
             Activation::Identity => {}
         }
     }
+}
+
+/// Exact GELU over a slice. The loop is compiled twice: with AVX2+FMA (picked at run time, so the
+/// erf polynomial becomes vector FMAs) and for the baseline CPU.
+fn gelu(x: &mut [f32]) {
+    #[inline(always)]
+    fn body(x: &mut [f32]) {
+        x.iter_mut()
+            .for_each(|v| *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2)));
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn body_avx2(x: &mut [f32]) {
+            body(x)
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just detected.
+            return unsafe { body_avx2(x) };
+        }
+    }
+    body(x)
 }
 
 /// erf for f32, branch-free so loops over it vectorize: the rational approximation used by Eigen and
