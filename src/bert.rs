@@ -6,7 +6,7 @@
 use crate::config::TransformerConfig;
 use crate::error::{Error, Result};
 use crate::ops::{Activation, LayerNorm, Linear, gemm, softmax_rows};
-use crate::weights::{Advice, Mat, SafeTensors};
+use crate::weights::{Mat, SafeTensors};
 
 /// Dimensions read from config.json.
 #[derive(Debug, Clone, Copy)]
@@ -275,18 +275,8 @@ impl<'a> BertModel<'a> {
             vocab: cfg.vocab_size,
         };
         let prefix = tensor_prefix(w, "embeddings.word_embeddings.weight");
-        // Every encoder weight is read on the first call: map them all at once. The word-embedding
-        // table (half the file) is only read a row per token.
-        w.advise(
-            &format!("{prefix}embeddings.word_embeddings.weight"),
-            Advice::Random,
-        );
-        for name in w
-            .names()
-            .filter(|n| n.starts_with(&format!("{prefix}encoder.")))
-        {
-            w.advise(name, Advice::PopulateRead);
-        }
+        // The word-embedding table (half the file) is only read a row per token.
+        w.read_sparsely(&format!("{prefix}embeddings.word_embeddings.weight"));
         let eps = cfg.layer_norm_eps as f32;
         let embeddings = BertEmbeddings::load(w, &prefix, cfg, &dims)?;
         let layers = (0..cfg.num_hidden_layers)

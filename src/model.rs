@@ -6,8 +6,8 @@
 //! loads once and embeds many times, from any number of threads.
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::bert::{BertModel, Packed, Workspace, check_ids};
 use crate::config::{
@@ -20,7 +20,7 @@ use crate::normalize::l2_normalize;
 use crate::pool::Pooling;
 use crate::source::{Source, join};
 use crate::tokenize::{Scratch, Tokenizer};
-use crate::weights::SafeTensors;
+use crate::weights::{Prefetch, SafeTensors};
 
 self_cell::self_cell!(
     /// The encoder borrowing its weights from the mapped file it owns.
@@ -103,6 +103,8 @@ pub struct ModelInfo {
 /// # Ok::<(), sembed::Error>(())
 /// ```
 pub struct Embedder {
+    // Declared before `encoder` so it is dropped (its thread joined) before the mapping.
+    _prefetch: Prefetch,
     encoder: Encoder,
     tokenizer: Tokenizer,
     pooling: Pooling,
@@ -111,6 +113,7 @@ pub struct Embedder {
     do_lower_case: bool,
     info: ModelInfo,
     workspaces: Mutex<Vec<Workspace>>,
+    intra: Mutex<Option<Arc<rayon::ThreadPool>>>,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -194,7 +197,6 @@ impl Embedder {
             });
         }
 
-        let tokenizer = load_tokenizer(&src, tdir)?;
         let st_cfg: SentenceBertConfig = src
             .json(&join(tdir, "sentence_bert_config.json"))?
             .unwrap_or_default();
@@ -222,6 +224,9 @@ impl Embedder {
             }
             other => other?,
         };
+        // Map the encoder's pages in the background while the tokenizer is parsed.
+        let prefetch = weights.prefetch(|name| name.contains("encoder."));
+        let tokenizer = load_tokenizer(&src, tdir)?;
         let config_path = src.label(&config_rel);
         let encoder = Encoder::try_new(weights, |w| BertModel::load(w, &config, &config_path))?;
         let hidden = config.hidden_size;
@@ -285,6 +290,7 @@ impl Embedder {
             source: src.describe(),
         };
         Ok(Embedder {
+            _prefetch: prefetch,
             encoder,
             tokenizer,
             pooling,
@@ -293,6 +299,7 @@ impl Embedder {
             do_lower_case: st_cfg.do_lower_case,
             info,
             workspaces: Mutex::new(Vec::new()),
+            intra: Mutex::new(None),
         })
     }
 
@@ -377,7 +384,17 @@ impl Embedder {
             ids.extend_from_slice(&buf);
         }
 
-        // 2. Longest first, cut into batches of similar length (bounded in sequences and tokens).
+        // 2. Longest first, cut into batches of similar length (bounded in sequences and tokens). With
+        //    fewer texts than batch_size × threads, batches shrink so every thread gets work.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let want_threads = if opts.threads == 0 {
+            cores
+        } else {
+            opts.threads
+        };
+        let per_batch = opts
+            .batch_size
+            .min(texts.len().div_ceil(want_threads).max(1));
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(spans[i].1));
         let mut batches: Vec<&[usize]> = Vec::new();
@@ -386,7 +403,7 @@ impl Embedder {
             let mut n = 0;
             let mut tokens = 0;
             while n < rest.len()
-                && n < opts.batch_size
+                && n < per_batch
                 && (n == 0 || tokens + spans[rest[n]].1 <= MAX_BATCH_TOKENS)
             {
                 tokens += spans[rest[n]].1;
@@ -397,16 +414,13 @@ impl Embedder {
             rest = r;
         }
 
-        // 3. Run batches on worker threads (inline when one thread suffices).
+        // 3. Run batches on worker threads (inline when one thread suffices). A single batch with
+        //    threads to spare (one short text) splits its matrix products across an intra-op pool.
         let normalize = opts.normalize.unwrap_or(self.normalize);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = if opts.threads == 0 {
-            cores
-        } else {
-            opts.threads
-        }
-        .min(batches.len())
-        .max(1);
+        let threads = want_threads.min(batches.len()).max(1);
+        let intra = (batches.len() == 1 && want_threads > 1)
+            .then(|| self.intra_pool(want_threads))
+            .flatten();
         let mut out = vec![0f32; texts.len() * dim];
         let scatter = |out: &mut [f32], b: usize, data: &[f32]| {
             for (j, &i) in batches[b].iter().enumerate() {
@@ -419,7 +433,10 @@ impl Embedder {
         if threads == 1 {
             let (mut ws, mut packed) = (self.take_workspace(), Packed::default());
             for b in 0..batches.len() {
-                let data = run(b, &mut ws, &mut packed);
+                let data = match &intra {
+                    Some(pool) => pool.install(|| run(b, &mut ws, &mut packed)),
+                    None => run(b, &mut ws, &mut packed),
+                };
                 scatter(&mut out, b, &data);
             }
             self.return_workspace(ws);
@@ -502,6 +519,20 @@ impl Embedder {
             x.chunks_exact_mut(self.info.dim).for_each(l2_normalize);
         }
         x
+    }
+
+    /// The intra-op pool for single short inputs, built on first use (two threads start in ~0.1 ms;
+    /// the products of one sentence take ~3 ms on one core). `None` if threads cannot be started.
+    fn intra_pool(&self, threads: usize) -> Option<Arc<rayon::ThreadPool>> {
+        let mut slot = self.intra.lock().ok()?;
+        if let Some(p) = slot.as_ref().filter(|p| p.current_num_threads() == threads) {
+            return Some(p.clone());
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .ok()?;
+        Some(slot.insert(Arc::new(pool)).clone())
     }
 
     fn take_workspace(&self) -> Workspace {

@@ -29,13 +29,16 @@ impl std::ops::Deref for Bytes {
     }
 }
 
-/// Access-pattern hints for [`SafeTensors::advise`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Advice {
-    /// Map every page now.
-    PopulateRead,
-    /// Read sparsely: no read-around.
-    Random,
+/// Joins the background page-mapping thread of [`SafeTensors::prefetch`] when dropped.
+#[derive(Debug)]
+pub(crate) struct Prefetch(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// An opened safetensors file: its bytes and parsed header.
@@ -167,27 +170,60 @@ impl SafeTensors {
         &self.bytes[self.data_start + a..self.data_start + b]
     }
 
-    /// Tells the kernel how a tensor will be read (Linux `madvise`; a no-op elsewhere and on failure,
-    /// since advice never changes results). Used to map the encoder's pages in one go
-    /// (`MADV_POPULATE_READ`: thousands of page faults become one call) and to stop read-around on the
-    /// large, sparsely read embedding table (`MADV_RANDOM`: only the rows' own pages become resident).
-    pub(crate) fn advise(&self, name: &str, advice: Advice) {
+    /// Page-aligned address range of a tensor's bytes.
+    fn page_range(&self, info: &TensorInfo) -> (usize, usize) {
+        const PAGE: usize = 4096;
+        let raw = self.raw(info);
+        let start = raw.as_ptr() as usize / PAGE * PAGE;
+        (start, raw.as_ptr() as usize + raw.len())
+    }
+
+    /// Marks a large, sparsely read tensor (the word-embedding table) `MADV_RANDOM`, so reading a row
+    /// does not make its neighbours' pages resident. Advice only: failures are ignored.
+    pub(crate) fn read_sparsely(&self, name: &str) {
         #[cfg(target_os = "linux")]
         if let Some(info) = self.tensors.get(name) {
-            let raw = self.raw(info);
-            let page = 4096;
-            let start = raw.as_ptr() as usize / page * page;
-            let end = raw.as_ptr() as usize + raw.len();
-            let flag = match advice {
-                Advice::PopulateRead => libc::MADV_POPULATE_READ,
-                Advice::Random => libc::MADV_RANDOM,
-            };
-            // SAFETY: the range covers pages of a live, read-only mapping we own (the mmap or the
-            // executable's own data); madvise with these flags never changes the memory's contents.
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, flag) };
+            let (start, end) = self.page_range(info);
+            // SAFETY: the range lies within a live read-only mapping we own (the mmap or the
+            // executable's data); MADV_RANDOM never changes memory contents.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM) };
         }
         #[cfg(not(target_os = "linux"))]
-        let _ = (name, advice);
+        let _ = name;
+    }
+
+    /// Maps the pages of every tensor matching `wanted` in the background (`MADV_POPULATE_READ`), so
+    /// the first forward pass does not take thousands of page faults, and that work overlaps with
+    /// parsing the tokenizer. The returned guard joins the thread; drop it before the mapping.
+    pub(crate) fn prefetch(&self, wanted: impl Fn(&str) -> bool) -> Prefetch {
+        let mut ranges: Vec<(usize, usize)> = self
+            .tensors
+            .iter()
+            .filter(|(n, _)| wanted(n))
+            .map(|(_, i)| self.page_range(i))
+            .collect();
+        ranges.sort_unstable();
+        #[cfg(target_os = "linux")]
+        if !ranges.is_empty() {
+            let handle = std::thread::Builder::new()
+                .name("sembed-prefetch".into())
+                .spawn(move || {
+                    for (start, end) in ranges {
+                        // SAFETY: the ranges lie within a read-only mapping that outlives this thread (the
+                        // guard joins it before the mapping is dropped); POPULATE_READ only maps pages.
+                        unsafe {
+                            libc::madvise(
+                                start as *mut libc::c_void,
+                                end - start,
+                                libc::MADV_POPULATE_READ,
+                            )
+                        };
+                    }
+                });
+            return Prefetch(handle.ok());
+        }
+        let _ = ranges;
+        Prefetch(None)
     }
 
     /// A matrix of the given shape, borrowed in its stored float dtype.

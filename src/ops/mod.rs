@@ -9,6 +9,38 @@ use std::borrow::Cow;
 use crate::weights::Mat;
 use skinny::{Rows, matmul_nt};
 
+/// The widest vector instruction set the hand-written kernels may use, detected once per process.
+/// `SEMBED_CPU=avx2|portable` caps it (for benchmarking the AVX2 path on AVX-512 machines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CpuLevel {
+    Portable,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512,
+}
+
+pub(crate) fn cpu_level() -> CpuLevel {
+    static LEVEL: std::sync::OnceLock<CpuLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var("SEMBED_CPU").unwrap_or_default();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c");
+            if avx2 && std::is_x86_feature_detected!("avx512f") && cap.is_empty() {
+                return CpuLevel::Avx512;
+            }
+            if avx2 && cap != "portable" {
+                return CpuLevel::Avx2;
+            }
+        }
+        let _ = cap;
+        CpuLevel::Portable
+    })
+}
+
 /// Up to this many rows, [`skinny`] kernels beat a packing GEMM (they read each weight once).
 const SKINNY_MAX_ROWS: usize = 32;
 
@@ -86,15 +118,37 @@ impl Linear<'_> {
             }
             None => 0.0,
         };
-        if t <= SKINNY_MAX_ROWS {
+        let rows = match &self.weight {
+            Mat::F32(w) => Some(Rows::F32(w)),
+            Mat::F16(w) => Some(Rows::F16(w)),
+            Mat::BF16(_) => None,
+        };
+        if let Some(rows) = rows.filter(|_| t <= SKINNY_MAX_ROWS) {
             if beta == 0.0 {
                 y.fill(0.0);
             }
-            match &self.weight {
-                Mat::F32(w) => return matmul_nt(x, Rows::F32(w), y, t, k, n),
-                Mat::F16(w) => return matmul_nt(x, Rows::F16(w), y, t, k, n),
-                Mat::BF16(_) => {}
+            // Inside an intra-op pool (few rows, several threads): the weight rows are split in two
+            // halves; this thread writes its columns in place, the other into `wbuf`, added after.
+            if rayon::current_thread_index().is_some()
+                && rayon::current_num_threads() > 1
+                && n >= 64
+            {
+                let h = n / 2 / 4 * 4;
+                let (wa, wb) = rows.split_at(h, k);
+                wbuf.clear();
+                wbuf.resize(t * (n - h), 0.0);
+                let right = &mut wbuf[..];
+                rayon::join(
+                    || matmul_nt(x, wa, y, t, k, h, n),
+                    || matmul_nt(x, wb, right, t, k, n - h, n - h),
+                );
+                for (row, part) in y.chunks_exact_mut(n).zip(wbuf.chunks_exact(n - h)) {
+                    row[h..].iter_mut().zip(part).for_each(|(o, p)| *o += p);
+                }
+            } else {
+                matmul_nt(x, rows, y, t, k, n, n);
             }
+            return;
         }
         match &self.weight {
             Mat::F32(w) => gemm(t, k, n, 1.0, x, (k, 1), w, (1, k), beta, y, (n, 1)),
@@ -222,8 +276,8 @@ fn gelu(x: &mut [f32]) {
         unsafe fn body_avx2(x: &mut [f32]) {
             body(x)
         }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the features were just detected.
+        if cpu_level() != CpuLevel::Portable {
+            // SAFETY: AVX2 and FMA were detected (every level above Portable has them).
             return unsafe { body_avx2(x) };
         }
     }

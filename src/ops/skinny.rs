@@ -5,7 +5,8 @@
 //! (35% of a single-sentence run went to `matrixmultiply`'s packing). Here each output is a dot product of
 //! contiguous rows, computed in 3 × 4 register tiles (3 rows of `x` against 4 rows of `W`, 8 lanes of k
 //! at a time), so `W` is read exactly once, straight from the memory map; f16 rows are widened in
-//! registers (F16C). AVX2+FMA is selected at run time; other CPUs use the portable loop.
+//! registers. The kernel is instantiated for AVX-512F (16 lanes) and AVX2+FMA+F16C (8 lanes), chosen at
+//! run time ([`cpu_level`](super::cpu_level)); other CPUs use the portable loop.
 
 use half::f16;
 
@@ -16,28 +17,49 @@ pub(crate) enum Rows<'a> {
     F16(&'a [f16]),
 }
 
-/// `y[i, j] += Σ_k x[i, k] · w[j, k]` for `i < m`, `j < n`.
-pub(crate) fn matmul_nt(x: &[f32], w: Rows<'_>, y: &mut [f32], m: usize, k: usize, n: usize) {
-    assert!(x.len() >= m * k && y.len() >= m * n);
+impl<'a> Rows<'a> {
+    /// The first `rows` rows (of width `k`) and the rest.
+    pub(crate) fn split_at(self, rows: usize, k: usize) -> (Rows<'a>, Rows<'a>) {
+        match self {
+            Rows::F32(w) => {
+                let (a, b) = w.split_at(rows * k);
+                (Rows::F32(a), Rows::F32(b))
+            }
+            Rows::F16(w) => {
+                let (a, b) = w.split_at(rows * k);
+                (Rows::F16(a), Rows::F16(b))
+            }
+        }
+    }
+}
+
+/// `y[i * ldy + j] += Σ_k x[i, k] · w[j, k]` for `i < m`, `j < n` (`ldy` ≥ `n` is y's row stride).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_nt(
+    x: &[f32],
+    w: Rows<'_>,
+    y: &mut [f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    ldy: usize,
+) {
+    assert!(x.len() >= m * k && ldy >= n && (m == 0 || y.len() >= (m - 1) * ldy + n));
     match w {
         Rows::F32(w) => assert!(w.len() >= n * k),
         Rows::F16(w) => assert!(w.len() >= n * k),
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-            && std::is_x86_feature_detected!("f16c")
-        {
-            // SAFETY: the features were just detected; bounds were asserted above.
-            unsafe { avx2::matmul_nt(x, w, y, m, k, n) };
-            return;
-        }
+    match crate::ops::cpu_level() {
+        // SAFETY (both): the CPU features were detected at run time; bounds were asserted above.
+        #[cfg(target_arch = "x86_64")]
+        crate::ops::CpuLevel::Avx512 => unsafe { avx512::matmul_nt(x, w, y, m, k, n, ldy) },
+        #[cfg(target_arch = "x86_64")]
+        crate::ops::CpuLevel::Avx2 => unsafe { avx2::matmul_nt(x, w, y, m, k, n, ldy) },
+        _ => portable(x, w, y, m, k, n, ldy),
     }
-    portable(x, w, y, m, k, n);
 }
 
-fn portable(x: &[f32], w: Rows<'_>, y: &mut [f32], m: usize, k: usize, n: usize) {
+fn portable(x: &[f32], w: Rows<'_>, y: &mut [f32], m: usize, k: usize, n: usize, ldy: usize) {
     let mut row = vec![0f32; k];
     for j in 0..n {
         let wr: &[f32] = match w {
@@ -52,149 +74,210 @@ fn portable(x: &[f32], w: Rows<'_>, y: &mut [f32], m: usize, k: usize, n: usize)
         };
         for i in 0..m {
             let xr = &x[i * k..(i + 1) * k];
-            y[i * n + j] += xr.iter().zip(wr).map(|(a, b)| a * b).sum::<f32>();
+            y[i * ldy + j] += xr.iter().zip(wr).map(|(a, b)| a * b).sum::<f32>();
         }
+    }
+}
+
+/// One implementation of the tiled kernel per instruction set: `$width` f32 lanes per vector.
+#[cfg(target_arch = "x86_64")]
+macro_rules! simd_kernel {
+    ($name:ident, $features:literal, $width:literal, $vec:ty, $zero:expr, $loadu:path, $fmadd:path,
+     $cvt_half:expr, $hsum:expr) => {
+        mod $name {
+            use std::arch::x86_64::*;
+
+            use super::Rows;
+
+            /// Loads `$width` weights at element offset `off` as f32.
+            #[inline(always)]
+            unsafe fn load_w(w: Rows<'_>, off: usize) -> $vec {
+                unsafe {
+                    match w {
+                        Rows::F32(w) => $loadu(w.as_ptr().add(off)),
+                        Rows::F16(w) => $cvt_half(w.as_ptr().add(off)),
+                    }
+                }
+            }
+
+            #[inline(always)]
+            fn w_at(w: Rows<'_>, off: usize) -> f32 {
+                match w {
+                    Rows::F32(w) => w[off],
+                    Rows::F16(w) => w[off].to_f32(),
+                }
+            }
+
+            /// One `MR × NR` tile of outputs starting at row `i`, column `j`.
+            #[inline(always)]
+            unsafe fn tile<const MR: usize, const NR: usize>(
+                x: &[f32],
+                w: Rows<'_>,
+                y: &mut [f32],
+                (i, j): (usize, usize),
+                k: usize,
+                ldy: usize,
+            ) {
+                unsafe {
+                    let mut acc = [[$zero; NR]; MR];
+                    let kv = k - k % $width;
+                    let mut kk = 0;
+                    while kk < kv {
+                        let mut wv = [$zero; NR];
+                        for (r, v) in wv.iter_mut().enumerate() {
+                            *v = load_w(w, (j + r) * k + kk);
+                        }
+                        for (q, a) in acc.iter_mut().enumerate() {
+                            let xv = $loadu(x.as_ptr().add((i + q) * k + kk));
+                            for (r, v) in wv.iter().enumerate() {
+                                a[r] = $fmadd(xv, *v, a[r]);
+                            }
+                        }
+                        kk += $width;
+                    }
+                    for (q, a) in acc.iter().enumerate() {
+                        for (r, v) in a.iter().enumerate() {
+                            let mut s = $hsum(*v);
+                            for t in kv..k {
+                                s += x[(i + q) * k + t] * w_at(w, (j + r) * k + t);
+                            }
+                            y[(i + q) * ldy + j + r] += s;
+                        }
+                    }
+                }
+            }
+
+            /// The tiles of one column block of width `NR`, over all rows.
+            #[inline(always)]
+            unsafe fn column_block<const NR: usize>(
+                x: &[f32],
+                w: Rows<'_>,
+                y: &mut [f32],
+                j: usize,
+                (m, k, ldy): (usize, usize, usize),
+            ) {
+                unsafe {
+                    let mut i = 0;
+                    while i + 3 <= m {
+                        tile::<3, NR>(x, w, y, (i, j), k, ldy);
+                        i += 3;
+                    }
+                    match m - i {
+                        2 => tile::<2, NR>(x, w, y, (i, j), k, ldy),
+                        1 => tile::<1, NR>(x, w, y, (i, j), k, ldy),
+                        _ => {}
+                    }
+                }
+            }
+
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn matmul_nt(
+                x: &[f32],
+                w: Rows<'_>,
+                y: &mut [f32],
+                m: usize,
+                k: usize,
+                n: usize,
+                ldy: usize,
+            ) {
+                unsafe {
+                    let mut j = 0;
+                    while j + 4 <= n {
+                        column_block::<4>(x, w, y, j, (m, k, ldy));
+                        j += 4;
+                    }
+                    while j < n {
+                        column_block::<1>(x, w, y, j, (m, k, ldy));
+                        j += 1;
+                    }
+                }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn hsum256(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
+simd_kernel!(
+    avx2,
+    "avx2,fma,f16c",
+    8,
+    __m256,
+    _mm256_setzero_ps(),
+    _mm256_loadu_ps,
+    _mm256_fmadd_ps,
+    |p: *const half::f16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)),
+    |v| super::hsum256(v)
+);
 
-    use super::Rows;
-
-    #[inline(always)]
-    unsafe fn hsum(v: __m256) -> f32 {
-        unsafe {
-            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-            _mm_cvtss_f32(s)
-        }
-    }
-
-    /// Loads 8 weights at element offset `off` as f32.
-    #[inline(always)]
-    unsafe fn load_w(w: Rows<'_>, off: usize) -> __m256 {
-        unsafe {
-            match w {
-                Rows::F32(w) => _mm256_loadu_ps(w.as_ptr().add(off)),
-                Rows::F16(w) => {
-                    _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(off) as *const __m128i))
-                }
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn w_at(w: Rows<'_>, off: usize) -> f32 {
-        match w {
-            Rows::F32(w) => w[off],
-            Rows::F16(w) => w[off].to_f32(),
-        }
-    }
-
-    /// One `MR × NR` tile of outputs starting at row `i`, column `j`.
-    #[inline(always)]
-    unsafe fn tile<const MR: usize, const NR: usize>(
-        x: &[f32],
-        w: Rows<'_>,
-        y: &mut [f32],
-        (i, j): (usize, usize),
-        k: usize,
-        n: usize,
-    ) {
-        unsafe {
-            let mut acc = [[_mm256_setzero_ps(); NR]; MR];
-            let k8 = k - k % 8;
-            let mut kk = 0;
-            while kk < k8 {
-                let mut wv = [_mm256_setzero_ps(); NR];
-                for (r, v) in wv.iter_mut().enumerate() {
-                    *v = load_w(w, (j + r) * k + kk);
-                }
-                for (q, a) in acc.iter_mut().enumerate() {
-                    let xv = _mm256_loadu_ps(x.as_ptr().add((i + q) * k + kk));
-                    for (r, v) in wv.iter().enumerate() {
-                        a[r] = _mm256_fmadd_ps(xv, *v, a[r]);
-                    }
-                }
-                kk += 8;
-            }
-            for (q, a) in acc.iter().enumerate() {
-                for (r, v) in a.iter().enumerate() {
-                    let mut s = hsum(*v);
-                    for t in k8..k {
-                        s += x[(i + q) * k + t] * w_at(w, (j + r) * k + t);
-                    }
-                    y[(i + q) * n + j + r] += s;
-                }
-            }
-        }
-    }
-
-    /// Runs the tiles of a column block of width `NR` over all rows.
-    #[inline(always)]
-    unsafe fn column_block<const NR: usize>(
-        x: &[f32],
-        w: Rows<'_>,
-        y: &mut [f32],
-        j: usize,
-        m: usize,
-        k: usize,
-        n: usize,
-    ) {
-        unsafe {
-            let mut i = 0;
-            while i + 3 <= m {
-                tile::<3, NR>(x, w, y, (i, j), k, n);
-                i += 3;
-            }
-            match m - i {
-                2 => tile::<2, NR>(x, w, y, (i, j), k, n),
-                1 => tile::<1, NR>(x, w, y, (i, j), k, n),
-                _ => {}
-            }
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn matmul_nt(
-        x: &[f32],
-        w: Rows<'_>,
-        y: &mut [f32],
-        m: usize,
-        k: usize,
-        n: usize,
-    ) {
-        unsafe {
-            let mut j = 0;
-            while j + 4 <= n {
-                column_block::<4>(x, w, y, j, m, k, n);
-                j += 4;
-            }
-            while j < n {
-                column_block::<1>(x, w, y, j, m, k, n);
-                j += 1;
-            }
-        }
-    }
-}
+#[cfg(target_arch = "x86_64")]
+simd_kernel!(
+    avx512,
+    "avx512f",
+    16,
+    __m512,
+    _mm512_setzero_ps(),
+    _mm512_loadu_ps,
+    _mm512_fmadd_ps,
+    |p: *const half::f16| _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)),
+    |v| _mm512_reduce_add_ps(v)
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    type KernelFn = fn(&[f32], Rows<'_>, &mut [f32], usize, usize, usize, usize);
+
+    fn close(got: &[f32], want: &[f32], what: &str) {
+        for (a, b) in got.iter().zip(want) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{what}: {a} vs {b}");
+        }
+    }
+
+    /// Every kernel this CPU can run (whatever `cpu_level` picked) against the portable loop, on
+    /// shapes with ragged row, column and k edges.
     #[test]
-    fn kernel_matches_portable_for_all_edge_shapes() {
-        for (m, k, n) in [
+    fn kernels_match_portable_for_all_edge_shapes() {
+        let mut kernels: Vec<(&str, KernelFn)> = vec![("dispatch", matmul_nt)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c")
+            {
+                kernels.push(("avx2", |x, w, y, m, k, n, l| unsafe {
+                    avx2::matmul_nt(x, w, y, m, k, n, l)
+                }));
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                kernels.push(("avx512", |x, w, y, m, k, n, l| unsafe {
+                    avx512::matmul_nt(x, w, y, m, k, n, l)
+                }));
+            }
+        }
+        let shapes = [
             (1, 8, 4),
             (2, 13, 5),
             (3, 16, 7),
             (4, 384, 9),
             (7, 33, 12),
             (9, 64, 3),
-        ] {
+            (5, 40, 6),
+        ];
+        for (m, k, n) in shapes {
             let x: Vec<f32> = (0..m * k)
                 .map(|i| ((i * 7 % 23) as f32 - 11.0) / 8.0)
                 .collect();
@@ -203,17 +286,21 @@ mod tests {
                 .collect();
             let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
             let mut want = vec![0.5f32; m * n];
-            portable(&x, Rows::F32(&w), &mut want, m, k, n);
-            for rows in [Rows::F32(&w), Rows::F16(&wh)] {
-                let mut got = vec![0.5f32; m * n];
-                matmul_nt(&x, rows, &mut got, m, k, n);
-                for (a, b) in got.iter().zip(&want) {
-                    assert!(
-                        (a - b).abs() < 1e-4 * (1.0 + b.abs()),
-                        "{m}x{k}x{n}: {a} vs {b}"
-                    );
+            portable(&x, Rows::F32(&w), &mut want, m, k, n, n);
+            for (name, kernel) in &kernels {
+                for rows in [Rows::F32(&w), Rows::F16(&wh)] {
+                    let mut got = vec![0.5f32; m * n];
+                    kernel(&x, rows, &mut got, m, k, n, n);
+                    close(&got, &want, &format!("{name} {m}x{k}x{n}"));
                 }
             }
+            // A column split, as the two-thread path does it: left half in place, right half strided.
+            let h = n / 2;
+            let mut got = vec![0.5f32; m * n];
+            let (wa, wb) = Rows::F32(&w).split_at(h, k);
+            matmul_nt(&x, wa, &mut got, m, k, h, n);
+            matmul_nt(&x, wb, &mut got[h..], m, k, n - h, n);
+            close(&got, &want, &format!("split {m}x{k}x{n}"));
         }
     }
 }

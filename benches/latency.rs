@@ -1,0 +1,85 @@
+//! In-process latency and throughput (`cargo bench --bench latency`): warm single-sentence latency and
+//! STS-B throughput for the built-in model and, when fetched, the f32 model directory.
+//! Whole-process numbers (cold start, baselines) come from bench/bench.py.
+
+use std::time::Instant;
+
+use sembed::{EmbedOptions, Embedder};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn stsb() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/stsb-test.tsv"
+    ))
+    .unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    rows.iter()
+        .map(|r| r[5].to_string())
+        .chain(rows.iter().map(|r| r[6].to_string()))
+        .collect()
+}
+
+fn run(name: &str, model: &Embedder, sentences: &[String]) {
+    let one = ["A man is playing a guitar."];
+    for threads in [1, 2] {
+        let opts = EmbedOptions {
+            threads,
+            ..Default::default()
+        };
+        for _ in 0..20 {
+            model.embed(&one, &opts).unwrap();
+        }
+        let times: Vec<f64> = (0..200)
+            .map(|_| {
+                let t = Instant::now();
+                model.embed(&one, &opts).unwrap();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        println!(
+            "{name}: warm latency, 1 sentence, {threads} thread(s): median {:.3} ms",
+            median(times)
+        );
+    }
+    let opts = EmbedOptions {
+        threads: 2,
+        ..Default::default()
+    };
+    let tokens: usize = sentences
+        .iter()
+        .map(|s| model.token_ids(s, &opts).unwrap().len())
+        .sum();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        model.embed(sentences, &opts).unwrap();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "{name}: STS-B {} sentences / {tokens} tokens, 2 threads: best of 3 {best:.3} s = {:.0} sent/s, {:.0} tokens/s",
+        sentences.len(),
+        sentences.len() as f64 / best,
+        tokens as f64 / best
+    );
+}
+
+fn main() {
+    let sentences = stsb();
+    #[cfg(feature = "builtin")]
+    run("built-in f16", &Embedder::builtin().unwrap(), &sentences);
+    let dir = std::env::var("SEMBED_TEST_MODEL").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/sembed/test-models/all-MiniLM-L6-v2",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    match Embedder::from_dir(&dir) {
+        Ok(m) => run("model dir f32", &m, &sentences),
+        Err(e) => eprintln!("model dir f32: not run ({e}); scripts/fetch-test-model.sh fetches it"),
+    }
+}
