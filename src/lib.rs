@@ -1,7 +1,8 @@
 //! sembed: sentence embeddings with sentence-transformers-exact vectors from a native Rust engine.
 //!
 //! The pipeline, one module per stage:
-//! text → [`tokenize`] → encoder (`bert`) → [`pool`] → `dense` → [`normalize`] → [`Embeddings`].
+//! text → [`tokenize`] → encoder (`bert`) or static lookup (`static_model`) → [`pool`] → `dense` →
+//! [`normalize`] → [`Embeddings`].
 //! [`Embedder`] ties them together: load once, embed many times.
 //!
 //! ```no_run
@@ -27,6 +28,7 @@ mod ops;
 pub mod output;
 pub mod pool;
 mod source;
+mod static_model;
 pub mod tokenize;
 mod weights;
 

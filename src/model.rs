@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::normalize::l2_normalize;
 use crate::pool::Pooling;
 use crate::source::{Source, join};
+use crate::static_model::{self, StaticModel};
 use crate::tokenize::{Scratch, Tokenizer};
 use crate::weights::{Prefetch, SafeTensors};
 
@@ -28,6 +29,15 @@ self_cell::self_cell!(
         owner: SafeTensors,
         #[covariant]
         dependent: BertModel,
+    }
+);
+
+self_cell::self_cell!(
+    /// A Model2Vec table borrowed from the mapped file it owns.
+    struct StaticTable {
+        owner: SafeTensors,
+        #[covariant]
+        dependent: StaticModel,
     }
 );
 
@@ -77,8 +87,8 @@ pub struct ModelInfo {
     pub hidden_size: usize,
     /// Width of the output vectors.
     pub dim: usize,
-    /// Truncation length in tokens, specials included.
-    pub max_seq_length: usize,
+    /// Truncation length in tokens, specials included (`None`: a static model without a limit).
+    pub max_seq_length: Option<usize>,
     /// Pooling modes in output order.
     pub pooling: Vec<&'static str>,
     /// Dense layers as `(in, out)`.
@@ -103,14 +113,11 @@ pub struct ModelInfo {
 /// # Ok::<(), sembed::Error>(())
 /// ```
 pub struct Embedder {
-    // Declared before `encoder` so it is dropped (its thread joined) before the mapping.
-    _prefetch: Prefetch,
-    encoder: Encoder,
+    // Declared before `backend` so it is dropped (its thread joined) before the mapping.
+    _prefetch: Option<Prefetch>,
+    backend: Backend,
     tokenizer: Tokenizer,
-    pooling: Pooling,
-    dense: Vec<Dense>,
     normalize: bool,
-    do_lower_case: bool,
     info: ModelInfo,
     workspaces: Mutex<Vec<Workspace>>,
     intra: Mutex<Option<Arc<rayon::ThreadPool>>>,
@@ -122,6 +129,28 @@ impl std::fmt::Debug for Embedder {
             .field("info", &self.info)
             .finish_non_exhaustive()
     }
+}
+
+/// What runs between the tokenizer and the output.
+enum Backend {
+    /// A transformer encoder, then sentence-transformers' pooling / dense modules.
+    Transformer {
+        encoder: Encoder,
+        pooling: Pooling,
+        dense: Vec<Dense>,
+        do_lower_case: bool,
+    },
+    /// A Model2Vec table lookup.
+    Static(StaticPipeline),
+}
+
+/// Model2Vec encoding settings (see `static_model`).
+struct StaticPipeline {
+    table: StaticTable,
+    /// Token cap (and, × `median_token_length`, the character pre-cut); `None` = no limit.
+    max_length: Option<usize>,
+    median_token_length: usize,
+    unk_id: Option<u32>,
 }
 
 /// What a modules.json entry is, from the last part of its Python class path (classic and 6.x names).
@@ -161,6 +190,13 @@ impl Embedder {
     fn load(src: Source, name: String) -> Result<Self> {
         let modules: Vec<ModuleEntry> = match src.json("modules.json")? {
             Some(m) => m,
+            // model2vec's own layout may come without modules.json.
+            None if src
+                .read("config.json")?
+                .is_some_and(|c| String::from_utf8_lossy(&c).contains("\"model2vec\"")) =>
+            {
+                return Self::load_static(src, name, ".");
+            }
             // A plain HF checkpoint: sentence-transformers adds mean pooling.
             None => vec![ModuleEntry {
                 path: String::new(),
@@ -173,6 +209,9 @@ impl Embedder {
                 "lists no modules",
             ));
         };
+        if module_kind(first) == "StaticEmbedding" {
+            return Self::load_static(src, name, &first.path);
+        }
         if module_kind(first) != "Transformer" {
             return Err(Error::Unsupported {
                 what: "first module",
@@ -281,7 +320,7 @@ impl Embedder {
             layers: config.num_hidden_layers,
             hidden_size: hidden,
             dim,
-            max_seq_length,
+            max_seq_length: Some(max_seq_length),
             pooling: pooling.modes.iter().map(|m| m.name()).collect(),
             dense: dense.iter().map(|d| (d.in_dim(), d.out_dim())).collect(),
             normalize,
@@ -290,13 +329,78 @@ impl Embedder {
             source: src.describe(),
         };
         Ok(Embedder {
-            _prefetch: prefetch,
-            encoder,
+            _prefetch: Some(prefetch),
+            backend: Backend::Transformer {
+                encoder,
+                pooling,
+                dense,
+                do_lower_case: st_cfg.do_lower_case,
+            },
             tokenizer,
-            pooling,
-            dense,
             normalize,
-            do_lower_case: st_cfg.do_lower_case,
+            info,
+            workspaces: Mutex::new(Vec::new()),
+            intra: Mutex::new(None),
+        })
+    }
+
+    /// Loads a Model2Vec static model whose table lives in `dir` (`.` for model2vec's own layout,
+    /// `0_StaticEmbedding` for sentence-transformers'), with model2vec 0.10's settings.
+    fn load_static(src: Source, name: String, dir: &str) -> Result<Self> {
+        let dir = if dir == "." { "" } else { dir };
+        let st_layout = !dir.is_empty();
+        let config_rel = if st_layout {
+            "config_sentence_transformers.json"
+        } else {
+            "config.json"
+        };
+        let config: serde_json::Value = src.json(config_rel)?.unwrap_or_default();
+        // model2vec 0.10: a missing `normalize` means false; a missing `max_length` means 512 and an
+        // explicit null means no limit.
+        let normalize = config["normalize"].as_bool().unwrap_or(false);
+        let max_length = match config.get("max_length") {
+            None => Some(512),
+            Some(v) => v.as_u64().map(|n| n as usize),
+        };
+        let tok_rel = join(dir, "tokenizer.json");
+        let bytes = src.read(&tok_rel)?.ok_or_else(|| {
+            Error::invalid(src.label(&tok_rel), "missing: the model has no tokenizer")
+        })?;
+        let tokenizer = Tokenizer::from_json(&bytes, &src.label(&tok_rel))?;
+        let weights = src.safetensors(&join(dir, "model.safetensors"))?;
+        let tensor = if st_layout {
+            "embedding.weight"
+        } else {
+            "embeddings"
+        };
+        let vocab = tokenizer.vocab_size();
+        let table = StaticTable::try_new(weights, |w| StaticModel::load(w, tensor, vocab))?;
+        let model = table.borrow_dependent();
+        let info = ModelInfo {
+            name,
+            architecture: "StaticModel (Model2Vec)".to_string(),
+            layers: 0,
+            hidden_size: model.dim,
+            dim: model.dim,
+            max_seq_length: max_length,
+            pooling: vec!["mean"],
+            dense: Vec::new(),
+            normalize,
+            tokenizer: tokenizer.kind(),
+            weights_dtype: model.dtype_name(),
+            source: src.describe(),
+        };
+        let pipeline = StaticPipeline {
+            median_token_length: static_model::median_len(tokenizer.token_char_lengths()),
+            unk_id: tokenizer.unk_id(),
+            max_length,
+            table,
+        };
+        Ok(Embedder {
+            _prefetch: None,
+            backend: Backend::Static(pipeline),
+            tokenizer,
+            normalize,
             info,
             workspaces: Mutex::new(Vec::new()),
             intra: Mutex::new(None),
@@ -318,10 +422,10 @@ impl Embedder {
         &self.tokenizer
     }
 
-    fn max_len(&self, opts: &EmbedOptions) -> Result<usize> {
-        let limit = self.encoder.borrow_dependent().dims.max_positions;
+    fn max_len(&self, opts: &EmbedOptions, encoder: &Encoder) -> Result<usize> {
+        let limit = encoder.borrow_dependent().dims.max_positions;
         match opts.max_length {
-            None => Ok(self.info.max_seq_length),
+            None => Ok(self.info.max_seq_length.unwrap_or(limit)),
             Some(n) if n < self.tokenizer.num_special_tokens().max(1) || n > limit => {
                 Err(Error::InvalidOption(format!(
                     "max length {n} is outside 1..={limit} (and must leave room for special tokens)"
@@ -331,30 +435,47 @@ impl Embedder {
         }
     }
 
-    /// Token ids for `text` exactly as they are fed to the encoder (after sentence-transformers'
-    /// preprocessing: surrounding whitespace stripped, optional lowercasing, truncation).
+    /// Token ids for `text` exactly as the model consumes them: for transformers after
+    /// sentence-transformers' preprocessing (surrounding whitespace stripped, optional lowercasing,
+    /// truncation, special tokens); for static models as model2vec does (no specials, unknown dropped).
     pub fn token_ids(&self, text: &str, opts: &EmbedOptions) -> Result<Vec<u32>> {
         let mut out = Vec::new();
-        self.tokenize_into(
-            text,
-            self.max_len(opts)?,
-            &mut out,
-            &mut Scratch::default(),
-            &mut String::new(),
-        )?;
+        let (mut scratch, mut lower) = (Scratch::default(), String::new());
+        match &self.backend {
+            Backend::Transformer {
+                encoder,
+                do_lower_case,
+                ..
+            } => {
+                let max_len = self.max_len(opts, encoder)?;
+                self.tokenize_transformer(
+                    text,
+                    max_len,
+                    *do_lower_case,
+                    encoder,
+                    &mut out,
+                    &mut scratch,
+                    &mut lower,
+                )?;
+            }
+            Backend::Static(p) => self.tokenize_static(text, p, opts, &mut out, &mut scratch)?,
+        }
         Ok(out)
     }
 
-    fn tokenize_into(
+    #[allow(clippy::too_many_arguments)]
+    fn tokenize_transformer(
         &self,
         text: &str,
         max_len: usize,
+        do_lower_case: bool,
+        encoder: &Encoder,
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
         lower: &mut String,
     ) -> Result<()> {
         let text = py_strip(text);
-        let text = if self.do_lower_case {
+        let text = if do_lower_case {
             lower.clear();
             lower.push_str(&text.to_lowercase());
             lower.as_str()
@@ -363,15 +484,106 @@ impl Embedder {
         };
         self.tokenizer
             .encode_into(text, max_len, true, out, scratch)?;
-        check_ids(out, self.encoder.borrow_dependent().dims.vocab)
+        check_ids(out, encoder.borrow_dependent().dims.vocab)
+    }
+
+    fn static_max_length(p: &StaticPipeline, opts: &EmbedOptions) -> Result<Option<usize>> {
+        match opts.max_length {
+            Some(0) => Err(Error::InvalidOption("max length must be at least 1".into())),
+            Some(n) => Ok(Some(n)),
+            None => Ok(p.max_length),
+        }
+    }
+
+    fn tokenize_static(
+        &self,
+        text: &str,
+        p: &StaticPipeline,
+        opts: &EmbedOptions,
+        out: &mut Vec<u32>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        let max_length = Self::static_max_length(p, opts)?;
+        let text = match max_length {
+            Some(m) => static_model::char_prefix(text, m.saturating_mul(p.median_token_length)),
+            None => text,
+        };
+        self.tokenizer
+            .encode_into(text, max_length.unwrap_or(usize::MAX), false, out, scratch)?;
+        if let Some(unk) = p.unk_id {
+            out.retain(|&id| id != unk);
+        }
+        Ok(())
+    }
+
+    /// Model2Vec: tokenize and average table rows, texts split across threads when there are many.
+    fn embed_static<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        p: &StaticPipeline,
+        opts: &EmbedOptions,
+    ) -> Result<Embeddings> {
+        let dim = self.info.dim;
+        let normalize = opts.normalize.unwrap_or(self.normalize);
+        let model = p.table.borrow_dependent();
+        let vocab = self.tokenizer.vocab_size();
+        let mut out = vec![0f32; texts.len() * dim];
+        let work = |texts: &[S], out: &mut [f32]| -> Result<()> {
+            let (mut ids, mut scratch, mut row) = (Vec::new(), Scratch::default(), Vec::new());
+            for (t, o) in texts.iter().zip(out.chunks_exact_mut(dim)) {
+                self.tokenize_static(t.as_ref(), p, opts, &mut ids, &mut scratch)?;
+                check_ids(&ids, vocab)?;
+                model.embed_ids(&ids, o, &mut row);
+                if normalize {
+                    static_model::normalize(o);
+                }
+            }
+            Ok(())
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if opts.threads == 0 {
+            cores
+        } else {
+            opts.threads
+        };
+        // Below a few thousand texts a thread costs more than it saves.
+        let threads = threads.min(texts.len() / 2048).max(1);
+        if threads == 1 {
+            work(texts, &mut out)?;
+        } else {
+            let per = texts.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = texts
+                    .chunks(per)
+                    .zip(out.chunks_mut(per * dim))
+                    .map(|(t, o)| s.spawn(move || work(t, o)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .try_for_each(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            })?;
+        }
+        Ok(Embeddings::new(dim, out))
     }
 
     /// Embeds `texts`, returning one vector per text in input order.
-    pub fn embed<S: AsRef<str>>(&self, texts: &[S], opts: &EmbedOptions) -> Result<Embeddings> {
+    pub fn embed<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        opts: &EmbedOptions,
+    ) -> Result<Embeddings> {
         if opts.batch_size == 0 {
             return Err(Error::InvalidOption("batch size must be at least 1".into()));
         }
-        let max_len = self.max_len(opts)?;
+        let (encoder, do_lower_case) = match &self.backend {
+            Backend::Static(p) => return self.embed_static(texts, p, opts),
+            Backend::Transformer {
+                encoder,
+                do_lower_case,
+                ..
+            } => (encoder, *do_lower_case),
+        };
+        let max_len = self.max_len(opts, encoder)?;
         let dim = self.info.dim;
 
         // 1. Tokenize everything into one flat id buffer.
@@ -379,7 +591,15 @@ impl Embedder {
         let mut spans: Vec<(usize, usize)> = Vec::with_capacity(texts.len()); // (start, len) into ids
         let (mut buf, mut scratch, mut lower) = (Vec::new(), Scratch::default(), String::new());
         for t in texts {
-            self.tokenize_into(t.as_ref(), max_len, &mut buf, &mut scratch, &mut lower)?;
+            self.tokenize_transformer(
+                t.as_ref(),
+                max_len,
+                do_lower_case,
+                encoder,
+                &mut buf,
+                &mut scratch,
+                &mut lower,
+            )?;
             spans.push((ids.len(), buf.len()));
             ids.extend_from_slice(&buf);
         }
@@ -482,7 +702,16 @@ impl Embedder {
         ws: &mut Workspace,
         packed: &mut Packed,
     ) -> Vec<f32> {
-        let model = self.encoder.borrow_dependent();
+        let Backend::Transformer {
+            encoder,
+            pooling,
+            dense,
+            ..
+        } = &self.backend
+        else {
+            unreachable!("run_batch is only called for transformer models");
+        };
+        let model = encoder.borrow_dependent();
         let hidden = model.dims.hidden;
         packed.ids.clear();
         packed.seqs.clear();
@@ -491,7 +720,7 @@ impl Embedder {
             packed.seqs.push((packed.ids.len(), len));
             packed.ids.extend_from_slice(&ids[start..start + len]);
         }
-        let pool_dim = self.pooling.output_dim(hidden);
+        let pool_dim = pooling.output_dim(hidden);
         let mut pooled = Vec::with_capacity(batch.len() * pool_dim); // [batch, pool_dim]
         if packed.tokens() > 0 {
             model.forward(packed, ws);
@@ -501,7 +730,7 @@ impl Embedder {
                 // Only possible for tokenizers without special tokens and an empty text.
                 pooled.resize(pooled.len() + pool_dim, 0.0);
             } else {
-                self.pooling.pool(
+                pooling.pool(
                     &ws.hidden[start * hidden..(start + len) * hidden],
                     hidden,
                     &mut pooled,
@@ -510,7 +739,7 @@ impl Embedder {
         }
         let mut x = pooled;
         let mut wbuf = Vec::new();
-        for d in &self.dense {
+        for d in dense {
             let mut y = Vec::new();
             d.forward(&x, &mut y, batch.len(), &mut wbuf);
             x = y;

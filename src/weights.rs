@@ -133,6 +133,11 @@ impl SafeTensors {
         })
     }
 
+    /// The file's name as used in messages.
+    pub(crate) fn label(&self) -> &Path {
+        &self.path
+    }
+
     /// Whether a tensor of that name exists.
     pub(crate) fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
@@ -234,6 +239,53 @@ impl SafeTensors {
             Dtype::F32 => Mat::F32(cast(raw)),
             Dtype::F16 => Mat::F16(cast(raw)),
             Dtype::BF16 => Mat::BF16(cast(raw)),
+            d => {
+                return Err(self.err(
+                    name,
+                    format!("dtype {d:?} is not a float type sembed reads"),
+                ));
+            }
+        })
+    }
+
+    /// Dtype and shape of a tensor, if present.
+    pub(crate) fn shape(&self, name: &str) -> Option<(Dtype, &[usize])> {
+        self.tensors
+            .get(name)
+            .map(|i| (i.dtype, i.shape.as_slice()))
+    }
+
+    /// A 2-D int8 table (Model2Vec's quantized embeddings), borrowed.
+    pub(crate) fn i8_mat(&self, name: &str, rows: usize, cols: usize) -> Result<Cow<'_, [i8]>> {
+        let info = self.info(name, &[rows, cols])?;
+        if info.dtype != Dtype::I8 {
+            return Err(self.err(name, format!("dtype {:?}, expected I8", info.dtype)));
+        }
+        Ok(cast(self.raw(info)))
+    }
+
+    /// A vector of `len` integers (I32 or I64) as indices.
+    pub(crate) fn indices(&self, name: &str, len: usize) -> Result<Vec<usize>> {
+        let info = self.info(name, &[len])?;
+        let raw = self.raw(info);
+        let out: Vec<i64> = match info.dtype {
+            Dtype::I32 => cast::<i32>(raw).iter().map(|&v| v as i64).collect(),
+            Dtype::I64 => cast::<i64>(raw).into_owned(),
+            d => return Err(self.err(name, format!("dtype {d:?}, expected I32 or I64"))),
+        };
+        out.into_iter()
+            .map(|v| usize::try_from(v).map_err(|_| self.err(name, format!("negative index {v}"))))
+            .collect()
+    }
+
+    /// A vector of `len` values as f64 (F64, F32 or F16 stored).
+    pub(crate) fn vector_f64(&self, name: &str, len: usize) -> Result<Vec<f64>> {
+        let info = self.info(name, &[len])?;
+        let raw = self.raw(info);
+        Ok(match info.dtype {
+            Dtype::F64 => cast::<f64>(raw).into_owned(),
+            Dtype::F32 => cast::<f32>(raw).iter().map(|&v| v as f64).collect(),
+            Dtype::F16 => cast::<f16>(raw).iter().map(|v| v.to_f64()).collect(),
             d => {
                 return Err(self.err(
                     name,

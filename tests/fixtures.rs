@@ -65,5 +65,5 @@ fn max_seq_length_falls_back_to_tokenizer_config() {
     // sentence-transformers 6.x writes no max_seq_length; tokenizer_config.json's model_max_length
     // (64 here) applies, capped by max_position_embeddings (128).
     let model = Embedder::from_dir(data("fixtures/tiny-bert-cls")).unwrap();
-    assert_eq!(model.info().max_seq_length, 64);
+    assert_eq!(model.info().max_seq_length, Some(64));
 }

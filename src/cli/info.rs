@@ -34,15 +34,21 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             dense.join(", ")
         };
         format!(
-            "name:           {}\narchitecture:   {} ({} layers, hidden {})\ndimensions:     {}\n\
-             max length:     {} tokens\npooling:        {}\ndense:          {}\nnormalize:      {}\n\
+            "name:           {}\narchitecture:   {}\ndimensions:     {}\n\
+             max length:     {}\npooling:        {}\ndense:          {}\nnormalize:      {}\n\
              tokenizer:      {}\nweights:        {}\nsource:         {}\n",
             i.name,
-            i.architecture,
-            i.layers,
-            i.hidden_size,
+            if i.layers > 0 {
+                format!(
+                    "{} ({} layers, hidden {})",
+                    i.architecture, i.layers, i.hidden_size
+                )
+            } else {
+                i.architecture.clone()
+            },
             i.dim,
-            i.max_seq_length,
+            i.max_seq_length
+                .map_or("no limit".to_string(), |n| format!("{n} tokens")),
             i.pooling.join(" + "),
             dense,
             if i.normalize { "yes" } else { "no" },

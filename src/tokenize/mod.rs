@@ -42,6 +42,7 @@ enum Backend {
         tok: Box<tokenizers::Tokenizer>,
         num_special: usize,
         model: &'static str,
+        unk_id: Option<u32>,
     },
 }
 
@@ -61,7 +62,7 @@ impl Tokenizer {
                 backend: Backend::Native(wp),
             });
         }
-        Self::hf_from_json(bytes, file.model.kind.as_deref(), path)
+        Self::hf_from_json(bytes, &file.model, path)
     }
 
     /// Loads through the `tokenizers` crate even when the native path would apply (for testing).
@@ -69,10 +70,10 @@ impl Tokenizer {
     pub fn from_json_hf(bytes: &[u8], path: &Path) -> Result<Self> {
         let file: TokenizerFile<'_> = serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid(path, format!("not a valid tokenizer.json: {e}")))?;
-        Self::hf_from_json(bytes, file.model.kind.as_deref(), path)
+        Self::hf_from_json(bytes, &file.model, path)
     }
 
-    fn hf_from_json(bytes: &[u8], model_type: Option<&str>, path: &Path) -> Result<Self> {
+    fn hf_from_json(bytes: &[u8], section: &ModelSection<'_>, path: &Path) -> Result<Self> {
         let mut tok = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::invalid(path, format!("tokenizers could not load it: {e}")))?;
         // sentence-transformers truncates to max_seq_length and pads per batch; the file's own
@@ -84,7 +85,12 @@ impl Tokenizer {
             use tokenizers::PostProcessor;
             p.added_tokens(false)
         });
-        let model = match model_type {
+        let unk_id = match (&section.unk_token, section.unk_id) {
+            (Some(t), _) => tok.token_to_id(t),
+            (None, Some(id)) => Some(id),
+            (None, None) => None,
+        };
+        let model = match section.kind.as_deref() {
             Some("WordPiece") => "WordPiece",
             Some("Unigram") => "Unigram",
             Some("BPE") => "BPE",
@@ -96,6 +102,7 @@ impl Tokenizer {
                 tok: Box::new(tok),
                 num_special,
                 model,
+                unk_id,
             },
         })
     }
@@ -194,6 +201,45 @@ impl Tokenizer {
         }
     }
 
+    /// Id of the model's unknown token, if it has one.
+    pub fn unk_id(&self) -> Option<u32> {
+        match &self.backend {
+            Backend::Native(wp) => Some(wp.unk_id),
+            Backend::Hf { unk_id, .. } => *unk_id,
+        }
+    }
+
+    /// Number of ids the tokenizer can produce (largest id + 1, added tokens included).
+    pub fn vocab_size(&self) -> usize {
+        match &self.backend {
+            Backend::Native(wp) => wp
+                .vocab
+                .iter()
+                .map(|(_, id)| id as usize + 1)
+                .max()
+                .unwrap_or(0),
+            Backend::Hf { tok, .. } => tok
+                .get_vocab(true)
+                .values()
+                .map(|&id| id as usize + 1)
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
+    /// Lengths in characters of every token string (added tokens included), as Python's
+    /// `tokenizer.get_vocab()` lists them.
+    pub(crate) fn token_char_lengths(&self) -> Vec<usize> {
+        match &self.backend {
+            Backend::Native(wp) => wp.vocab.iter().map(|(t, _)| t.chars().count()).collect(),
+            Backend::Hf { tok, .. } => tok
+                .get_vocab(true)
+                .keys()
+                .map(|t| t.chars().count())
+                .collect(),
+        }
+    }
+
     /// True when the native fast path is in use.
     pub fn is_native(&self) -> bool {
         matches!(self.backend, Backend::Native(_))
@@ -231,6 +277,9 @@ struct ModelSection<'a> {
     continuing_subword_prefix: Option<String>,
     #[serde(default)]
     max_input_chars_per_word: Option<usize>,
+    /// Unigram models name their unknown token by id.
+    #[serde(default)]
+    unk_id: Option<u32>,
     #[serde(borrow, default)]
     vocab: Option<&'a RawValue>,
 }
@@ -351,10 +400,13 @@ fn native_from_json(file: &TokenizerFile<'_>, path: &Path) -> Result<Option<Word
 }
 
 /// Special tokens before and after a single sequence, for the post-processors of BERT-like models:
-/// `BertProcessing`/`RobertaProcessing` (`cls $A sep`) or a `TemplateProcessing` of the form
+/// none at all, `BertProcessing`/`RobertaProcessing` (`cls $A sep`), or a `TemplateProcessing` of the form
 /// `[special]* $A [special]*` whose specials map to exactly one id each. `None` when unsupported.
 fn single_template(pp: &Value) -> Option<(Vec<String>, Vec<String>)> {
     let name = |v: &Value| v.get(0).and_then(Value::as_str).map(str::to_string);
+    if pp.is_null() {
+        return Some((Vec::new(), Vec::new()));
+    }
     match pp["type"].as_str()? {
         "BertProcessing" | "RobertaProcessing" => {
             Some((vec![name(&pp["cls"])?], vec![name(&pp["sep"])?]))

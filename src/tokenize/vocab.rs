@@ -97,6 +97,11 @@ impl Vocab {
             .map(|e| e.id)
     }
 
+    /// `(token, id)` for every entry, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.all.iter().map(|e| (self.span(e), e.id))
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.all.len()
