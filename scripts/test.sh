@@ -10,5 +10,13 @@ cargo test --release --doc
 # Vectors must not depend on the instruction set: rerun the fidelity tests with the AVX2 kernels
 # (the default picks AVX-512 where the CPU has it).
 SEMBED_CPU=avx2 cargo test --release --test fidelity
+# Interop: Python model2vec 0.10 (in a cached venv; no torch needed) loads `sembed distill` output and
+# encodes to the vectors sembed gives.
+venv="${SEMBED_TEST_MODELS:-$HOME/.cache/sembed/test-models}/py-model2vec-0.10"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c "import model2vec" 2>/dev/null || "$venv/bin/python" -m pip install -q --disable-pip-version-check model2vec==0.10.0
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+target/release/sembed distill --model "$(scripts/fetch-test-model.sh)" --output "$tmp/m2v"
+"$venv/bin/python" tests/interop/model2vec_loads_sembed_distill.py target/release/sembed "$tmp/m2v" tests/data/minilm-dev.jsonl
 # The lean library (no built-in model) must build and pass its own tests too.
 cargo test --release --no-default-features --lib

@@ -20,6 +20,7 @@ mod bert;
 pub mod builtin;
 pub mod config;
 mod dense;
+pub mod distill;
 mod embeddings;
 mod error;
 mod model;
@@ -32,6 +33,7 @@ mod static_model;
 pub mod tokenize;
 mod weights;
 
+pub use distill::{DistillOptions, DistillStage, distill};
 pub use embeddings::Embeddings;
 pub use error::{Error, Result};
 pub use model::{EmbedOptions, Embedder, ModelInfo};

@@ -119,6 +119,9 @@ pub struct Embedder {
     tokenizer: Tokenizer,
     normalize: bool,
     info: ModelInfo,
+    /// Where the files came from, and the tokenizer.json path in it (re-read by distillation).
+    src: Source,
+    tokenizer_file: String,
     workspaces: Mutex<Vec<Workspace>>,
     intra: Mutex<Option<Arc<rayon::ThreadPool>>>,
 }
@@ -142,6 +145,15 @@ enum Backend {
     },
     /// A Model2Vec table lookup.
     Static(StaticPipeline),
+}
+
+/// What a transformer batch ends with.
+#[derive(Debug, Clone, Copy)]
+enum Head {
+    /// The model's pooling, dense layers and (optionally) normalization.
+    Model { normalize: bool },
+    /// Plain mean of the last hidden states (distillation).
+    TokenMean,
 }
 
 /// Model2Vec encoding settings (see `static_model`).
@@ -339,6 +351,8 @@ impl Embedder {
             tokenizer,
             normalize,
             info,
+            src,
+            tokenizer_file: join(tdir, "tokenizer.json"),
             workspaces: Mutex::new(Vec::new()),
             intra: Mutex::new(None),
         })
@@ -402,9 +416,21 @@ impl Embedder {
             tokenizer,
             normalize,
             info,
+            src,
+            tokenizer_file: tok_rel,
             workspaces: Mutex::new(Vec::new()),
             intra: Mutex::new(None),
         })
+    }
+
+    /// The model's tokenizer.json (`None` when it only has a vocab.txt) and its path for messages.
+    pub(crate) fn tokenizer_json(
+        &self,
+    ) -> Result<(Option<std::borrow::Cow<'static, [u8]>>, std::path::PathBuf)> {
+        Ok((
+            self.src.read(&self.tokenizer_file)?,
+            self.src.label(&self.tokenizer_file),
+        ))
     }
 
     /// Facts about the model (dimensions, pooling, source, ...).
@@ -584,7 +610,6 @@ impl Embedder {
             } => (encoder, *do_lower_case),
         };
         let max_len = self.max_len(opts, encoder)?;
-        let dim = self.info.dim;
 
         // 1. Tokenize everything into one flat id buffer.
         let mut ids: Vec<u32> = Vec::new();
@@ -604,6 +629,71 @@ impl Embedder {
             ids.extend_from_slice(&buf);
         }
 
+        self.run_encoder(
+            &ids,
+            &spans,
+            opts,
+            Head::Model {
+                normalize: opts.normalize.unwrap_or(self.normalize),
+            },
+        )
+    }
+
+    /// Errors unless this is a transformer model (what distillation needs).
+    pub(crate) fn require_transformer(&self) -> Result<()> {
+        match self.backend {
+            Backend::Transformer { .. } => Ok(()),
+            Backend::Static(_) => Err(Error::Unsupported {
+                what: "distillation source",
+                name: self.info.architecture.clone(),
+            }),
+        }
+    }
+
+    /// Mean of the encoder's last hidden states over each sequence of ids, ignoring the model's own
+    /// pooling, dense and normalize modules (what Model2Vec distillation feeds on).
+    pub(crate) fn mean_token_states(
+        &self,
+        seqs: &[Vec<u32>],
+        opts: &EmbedOptions,
+    ) -> Result<Embeddings> {
+        let Backend::Transformer { encoder, .. } = &self.backend else {
+            return Err(Error::Unsupported {
+                what: "distillation source",
+                name: self.info.architecture.clone(),
+            });
+        };
+        let dims = encoder.borrow_dependent().dims;
+        let mut ids = Vec::new();
+        let mut spans = Vec::with_capacity(seqs.len());
+        for s in seqs {
+            check_ids(s, dims.vocab)?;
+            if s.is_empty() || s.len() > dims.max_positions {
+                return Err(Error::InvalidOption(format!(
+                    "sequence of {} tokens",
+                    s.len()
+                )));
+            }
+            spans.push((ids.len(), s.len()));
+            ids.extend_from_slice(s);
+        }
+        self.run_encoder(&ids, &spans, opts, Head::TokenMean)
+    }
+
+    /// Batches, threads and runs the encoder over tokenized sequences (`spans` index into `ids`).
+    fn run_encoder(
+        &self,
+        ids: &[u32],
+        spans: &[(usize, usize)],
+        opts: &EmbedOptions,
+        head: Head,
+    ) -> Result<Embeddings> {
+        let n_texts = spans.len();
+        let dim = match head {
+            Head::Model { .. } => self.info.dim,
+            Head::TokenMean => self.info.hidden_size,
+        };
+
         // 2. Longest first, cut into batches of similar length (bounded in sequences and tokens). With
         //    fewer texts than batch_size × threads, batches shrink so every thread gets work.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -612,10 +702,8 @@ impl Embedder {
         } else {
             opts.threads
         };
-        let per_batch = opts
-            .batch_size
-            .min(texts.len().div_ceil(want_threads).max(1));
-        let mut order: Vec<usize> = (0..texts.len()).collect();
+        let per_batch = opts.batch_size.min(n_texts.div_ceil(want_threads).max(1));
+        let mut order: Vec<usize> = (0..n_texts).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(spans[i].1));
         let mut batches: Vec<&[usize]> = Vec::new();
         let mut rest = &order[..];
@@ -636,19 +724,18 @@ impl Embedder {
 
         // 3. Run batches on worker threads (inline when one thread suffices). A single batch with
         //    threads to spare (one short text) splits its matrix products across an intra-op pool.
-        let normalize = opts.normalize.unwrap_or(self.normalize);
         let threads = want_threads.min(batches.len()).max(1);
         let intra = (batches.len() == 1 && want_threads > 1)
             .then(|| self.intra_pool(want_threads))
             .flatten();
-        let mut out = vec![0f32; texts.len() * dim];
+        let mut out = vec![0f32; n_texts * dim];
         let scatter = |out: &mut [f32], b: usize, data: &[f32]| {
             for (j, &i) in batches[b].iter().enumerate() {
                 out[i * dim..(i + 1) * dim].copy_from_slice(&data[j * dim..(j + 1) * dim]);
             }
         };
         let run = |b: usize, ws: &mut Workspace, packed: &mut Packed| {
-            self.run_batch(batches[b], &spans, &ids, normalize, ws, packed)
+            self.run_batch(batches[b], spans, ids, head, ws, packed)
         };
         if threads == 1 {
             let (mut ws, mut packed) = (self.take_workspace(), Packed::default());
@@ -698,7 +785,7 @@ impl Embedder {
         batch: &[usize],
         spans: &[(usize, usize)],
         ids: &[u32],
-        normalize: bool,
+        head: Head,
         ws: &mut Workspace,
         packed: &mut Packed,
     ) -> Vec<f32> {
@@ -720,6 +807,17 @@ impl Embedder {
             packed.seqs.push((packed.ids.len(), len));
             packed.ids.extend_from_slice(&ids[start..start + len]);
         }
+        let token_mean = Pooling::mean();
+        let pooling = if matches!(head, Head::TokenMean) {
+            &token_mean
+        } else {
+            pooling
+        };
+        let dense: &[Dense] = if matches!(head, Head::TokenMean) {
+            &[]
+        } else {
+            dense
+        };
         let pool_dim = pooling.output_dim(hidden);
         let mut pooled = Vec::with_capacity(batch.len() * pool_dim); // [batch, pool_dim]
         if packed.tokens() > 0 {
@@ -744,7 +842,7 @@ impl Embedder {
             d.forward(&x, &mut y, batch.len(), &mut wbuf);
             x = y;
         }
-        if normalize {
+        if let Head::Model { normalize: true } = head {
             x.chunks_exact_mut(self.info.dim).for_each(l2_normalize);
         }
         x

@@ -525,3 +525,82 @@ fn error_bad_options_exit_2() {
     c.args(["embed", "-m", m.to_str().unwrap(), "--batch-size", "0", "x"]);
     assert!(fails(&mut c, 2).contains("batch size"));
 }
+
+#[test]
+fn distill_writes_a_loadable_static_model_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m2v");
+    let m = tiny();
+    let run = sembed()
+        .args([
+            "distill",
+            "-m",
+            m.to_str().unwrap(),
+            "--dims",
+            "8",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.stdout.is_empty(), "progress goes to stderr");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("distill: wrote"));
+    for f in [
+        "model.safetensors",
+        "tokenizer.json",
+        "config.json",
+        "modules.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let info: serde_json::Value =
+        serde_json::from_slice(&ok(&["info", "--json", "-m", out.to_str().unwrap()])).unwrap();
+    assert_eq!(info["dimensions"], 8);
+    assert_eq!(info["architecture"], "StaticModel (Model2Vec)");
+    let rows = jsonl_vectors(&ok(&[
+        "embed",
+        "-m",
+        out.to_str().unwrap(),
+        "a man plays",
+        "",
+    ]));
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[1].1.iter().all(|&x| x == 0.0),
+        "empty text embeds to zeros, as in model2vec"
+    );
+
+    let mut again = sembed();
+    again.args([
+        "distill",
+        "-m",
+        m.to_str().unwrap(),
+        "--dims",
+        "8",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = fails(&mut again, 2);
+    assert!(err.contains("exists and is not empty"), "{err}");
+}
+
+#[test]
+fn distill_of_a_static_model_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = data("m2v-minilm-256");
+    let mut c = sembed();
+    c.args([
+        "distill",
+        "-m",
+        m.to_str().unwrap(),
+        "-o",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    let err = fails(&mut c, 1);
+    assert!(err.contains("unsupported distillation source"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and dispatch. Each command's execution lives in its own file and
 //! reaches the library only through its public API. Data goes to stdout, messages to stderr.
 
+mod distill;
 mod embed;
 mod info;
 mod input;
@@ -33,6 +34,8 @@ enum Command {
     Similarity(SimilarityArgs),
     /// Show what a model is: architecture, dimensions, max length, pooling, normalization, source.
     Info(InfoArgs),
+    /// Distill a transformer into a Model2Vec static model (as Python model2vec's distill()).
+    Distill(DistillArgs),
 }
 
 /// Which model to use.
@@ -144,12 +147,31 @@ pub struct InfoArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct DistillArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// PCA dimensions of the static model.
+    #[arg(long, default_value_t = 256)]
+    dims: usize,
+    /// SIF coefficient for the Zipf-based token weights.
+    #[arg(long, default_value_t = 1e-4)]
+    sif_coefficient: f64,
+    /// Directory to create (must not exist, or be empty).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    output: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 't', value_name = "N")]
+    threads: Option<usize>,
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Embed(a) => embed::run(a),
         Command::Similarity(a) => similarity::run(a),
         Command::Info(a) => info::run(a),
+        Command::Distill(a) => distill::run(a),
     }
 }
 

@@ -201,6 +201,21 @@ impl Tokenizer {
         }
     }
 
+    /// The special ids the post-processor puts before and after a single text (`[CLS]`, `[SEP]`).
+    pub fn special_ids(&self) -> Result<(Vec<u32>, Vec<u32>)> {
+        match &self.backend {
+            Backend::Native(wp) => Ok((wp.prefix_ids.clone(), wp.suffix_ids.clone())),
+            Backend::Hf { .. } => {
+                // An empty text encodes to exactly the specials; split them as `X $A Y` does.
+                let ids = self.encode("", usize::MAX)?;
+                match ids.as_slice() {
+                    [] => Ok((Vec::new(), Vec::new())),
+                    [a, rest @ ..] => Ok((vec![*a], rest.to_vec())),
+                }
+            }
+        }
+    }
+
     /// Id of the model's unknown token, if it has one.
     pub fn unk_id(&self) -> Option<u32> {
         match &self.backend {
