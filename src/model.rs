@@ -161,8 +161,12 @@ struct StaticPipeline {
     table: StaticTable,
     /// Token cap (and, × `median_token_length`, the character pre-cut); `None` = no limit.
     max_length: Option<usize>,
-    median_token_length: usize,
+    /// model2vec's `median_token_length`, computed on first need (only texts longer than
+    /// `max_length` characters can be cut, since every token has at least one character).
+    median_token_length: std::sync::OnceLock<usize>,
     unk_id: Option<u32>,
+    /// Ids the tokenizer can produce (every one has a table row, checked at load).
+    vocab_size: usize,
 }
 
 /// What a modules.json entry is, from the last part of its Python class path (classic and 6.x names).
@@ -405,8 +409,9 @@ impl Embedder {
             source: src.describe(),
         };
         let pipeline = StaticPipeline {
-            median_token_length: static_model::median_len(tokenizer.token_char_lengths()),
+            median_token_length: std::sync::OnceLock::new(),
             unk_id: tokenizer.unk_id(),
+            vocab_size: vocab,
             max_length,
             table,
         };
@@ -531,8 +536,13 @@ impl Embedder {
     ) -> Result<()> {
         let max_length = Self::static_max_length(p, opts)?;
         let text = match max_length {
-            Some(m) => static_model::char_prefix(text, m.saturating_mul(p.median_token_length)),
-            None => text,
+            Some(m) if text.len() > m => {
+                let median = *p
+                    .median_token_length
+                    .get_or_init(|| static_model::median_len(self.tokenizer.token_char_lengths()));
+                static_model::char_prefix(text, m.saturating_mul(median))
+            }
+            _ => text,
         };
         self.tokenizer
             .encode_into(text, max_length.unwrap_or(usize::MAX), false, out, scratch)?;
@@ -552,7 +562,7 @@ impl Embedder {
         let dim = self.info.dim;
         let normalize = opts.normalize.unwrap_or(self.normalize);
         let model = p.table.borrow_dependent();
-        let vocab = self.tokenizer.vocab_size();
+        let vocab = p.vocab_size;
         let mut out = vec![0f32; texts.len() * dim];
         let work = |texts: &[S], out: &mut [f32]| -> Result<()> {
             let (mut ids, mut scratch, mut row) = (Vec::new(), Scratch::default(), Vec::new());

@@ -85,8 +85,13 @@ pub fn write(w: &mut impl Write, e: &Embeddings, format: Format) -> io::Result<(
             if format == Format::Npy {
                 w.write_all(&npy_header(e.len(), e.dim()))?;
             }
-            let bytes: Vec<u8> = e.as_slice().iter().flat_map(|x| x.to_le_bytes()).collect();
-            w.write_all(&bytes)?;
+            // Row by row: no second copy of the whole matrix in memory.
+            let mut bytes = Vec::with_capacity(e.dim() * 4);
+            for row in e.rows() {
+                bytes.clear();
+                bytes.extend(row.iter().flat_map(|x| x.to_le_bytes()));
+                w.write_all(&bytes)?;
+            }
         }
     }
     Ok(())

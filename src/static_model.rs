@@ -101,41 +101,47 @@ impl<'a> StaticModel<'a> {
     }
 
     /// Mean of the (mapped, weighted) rows of `ids` into `out` (`dim` wide); zeros when `ids` is empty.
+    /// `row` is scratch for one converted table row.
     pub(crate) fn embed_ids(&self, ids: &[u32], out: &mut [f32], row: &mut Vec<f32>) {
         out.fill(0.0);
         if ids.is_empty() {
             return;
         }
         let dim = self.dim;
-        let mut acc = vec![0f64; dim];
         row.resize(dim, 0.0);
         for &id in ids {
             let id = id as usize;
             let r = self.mapping.as_ref().map_or(id, |m| m[id]);
-            match &self.table {
-                Table::Float(Mat::F32(t)) => row.copy_from_slice(&t[r * dim..(r + 1) * dim]),
-                Table::Float(m) => m.row_into(r, dim, row),
-                Table::I8(t) => row
-                    .iter_mut()
-                    .zip(&t[r * dim..(r + 1) * dim])
-                    .for_each(|(o, &v)| *o = v as f32),
-            }
-            let w = self.weights.as_ref().map_or(1.0, |w| w[id]);
-            acc.iter_mut()
-                .zip(row.iter())
-                .for_each(|(a, &v)| *a += w * v as f64);
+            let w = self.weights.as_ref().map_or(1.0, |w| w[id] as f32);
+            let src: &[f32] = match &self.table {
+                Table::Float(Mat::F16(t)) => {
+                    crate::ops::axpy_f16(out, &t[r * dim..(r + 1) * dim], w);
+                    continue;
+                }
+                Table::Float(Mat::F32(t)) => &t[r * dim..(r + 1) * dim],
+                Table::Float(m) => {
+                    m.row_into(r, dim, row);
+                    row
+                }
+                Table::I8(t) => {
+                    row.iter_mut()
+                        .zip(&t[r * dim..(r + 1) * dim])
+                        .for_each(|(o, &v)| *o = v as f32);
+                    row
+                }
+            };
+            out.iter_mut().zip(src).for_each(|(o, &v)| *o += w * v);
         }
-        let n = ids.len() as f64;
-        out.iter_mut()
-            .zip(&acc)
-            .for_each(|(o, a)| *o = (a / n) as f32);
+        let inv = 1.0 / ids.len() as f32;
+        out.iter_mut().for_each(|o| *o *= inv);
     }
 }
 
 /// model2vec's normalization: `x / (‖x‖ + 1e-32)` (zeros stay zeros).
 pub(crate) fn normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt() + 1e-32;
-    v.iter_mut().for_each(|x| *x = (*x as f64 / norm) as f32);
+    let norm = v.iter().map(|&x| x * x).sum::<f32>().sqrt() as f64 + 1e-32;
+    let inv = (1.0 / norm) as f32;
+    v.iter_mut().for_each(|x| *x *= inv);
 }
 
 /// `int(np.median(lengths))` for non-negative integers.

@@ -227,12 +227,7 @@ impl Tokenizer {
     /// Number of ids the tokenizer can produce (largest id + 1, added tokens included).
     pub fn vocab_size(&self) -> usize {
         match &self.backend {
-            Backend::Native(wp) => wp
-                .vocab
-                .iter()
-                .map(|(_, id)| id as usize + 1)
-                .max()
-                .unwrap_or(0),
+            Backend::Native(wp) => wp.vocab.max_id().map_or(0, |id| id as usize + 1),
             Backend::Hf { tok, .. } => tok
                 .get_vocab(true)
                 .values()

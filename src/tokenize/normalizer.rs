@@ -43,6 +43,17 @@ impl BertNormalizer {
     /// accent stripping (NFD, drop non-spacing marks), lowercasing.
     pub(crate) fn normalize_into(&self, text: &str, out: &mut String, tmp: &mut String) {
         out.clear();
+        if text.is_ascii() {
+            // ASCII has no CJK, nothing to decompose, and its control characters are exactly
+            // 0x00..=0x1f and 0x7f: skip the Unicode table look-ups (the common case).
+            out.extend(text.bytes().filter_map(|b| match b {
+                b'\t' | b'\n' | b'\r' if self.clean_text => Some(' '),
+                0..=0x1f | 0x7f if self.clean_text => None,
+                b if self.lowercase => Some(b.to_ascii_lowercase() as char),
+                b => Some(b as char),
+            }));
+            return;
+        }
         for c in text.chars() {
             if self.clean_text {
                 if c == '\0' || c == '\u{fffd}' || is_control(c) {
@@ -113,6 +124,27 @@ mod tests {
             norm(&UNCASED, "a\u{0}b\tc\u{200b}d\u{fffd}e\u{7}"),
             "ab cde"
         );
+    }
+
+    #[test]
+    fn ascii_fast_path_agrees_with_the_general_path() {
+        // Every ASCII byte, alone and embedded in non-ASCII text (which takes the general path).
+        for b in 0u8..0x80 {
+            for n in [
+                UNCASED,
+                BertNormalizer {
+                    lowercase: false,
+                    strip_accents: Some(false),
+                    ..UNCASED
+                },
+            ] {
+                let ascii = format!("a{}B", b as char);
+                let mixed = format!("é{ascii}");
+                let (fast, slow) = (norm(&n, &ascii), norm(&n, &mixed));
+                let slow_tail: String = slow.chars().skip(1).collect();
+                assert_eq!(fast, slow_tail, "byte {b:#x}");
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub(crate) struct Vocab {
     all: HashTable<Entry>,
     continuation: HashTable<Entry>,
     prefix: String,
+    max_id: Option<u32>,
 }
 
 fn hash(s: &str) -> u64 {
@@ -35,6 +36,7 @@ impl Vocab {
             all: HashTable::with_capacity(capacity),
             continuation: HashTable::with_capacity(capacity / 4),
             prefix: prefix.to_string(),
+            max_id: None,
         }
     }
 
@@ -44,45 +46,55 @@ impl Vocab {
 
     /// Adds `token`; a token seen before keeps its first id unless `overwrite` (JSON maps: last wins).
     pub(crate) fn insert(&mut self, token: &str, id: u32, overwrite: bool) {
-        let h = hash(token);
+        let start = self.text.len() as u32;
         let text = &self.text;
         let span = |e: &Entry| &text[e.start as usize..(e.start + e.len) as usize];
-        if let Some(e) = self.all.find_mut(h, |e| span(e) == token) {
-            if overwrite {
-                e.id = id;
-                if let Some(rest) = token.strip_prefix(self.prefix.as_str()) {
-                    let c = self.continuation.find_mut(hash(rest), |c| span(c) == rest);
-                    if let Some(c) = c {
-                        c.id = id;
-                    }
+        // One probe: the new entry points at where `token` is about to be appended.
+        match self
+            .all
+            .entry(hash(token), |e| span(e) == token, |e| hash(span(e)))
+        {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                if !overwrite {
+                    return;
                 }
+                o.get_mut().id = id;
+                if let Some(rest) = token.strip_prefix(self.prefix.as_str())
+                    && let Some(c) = self.continuation.find_mut(hash(rest), |c| span(c) == rest)
+                {
+                    c.id = id;
+                }
+                return;
             }
-            return;
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(Entry {
+                    start,
+                    len: token.len() as u32,
+                    id,
+                });
+            }
         }
-        let start = self.text.len() as u32;
         self.text.push_str(token);
-        let entry = Entry {
-            start,
-            len: token.len() as u32,
-            id,
-        };
-        let text = &self.text;
-        self.all.insert_unique(h, entry, |e| {
-            hash(&text[e.start as usize..(e.start + e.len) as usize])
-        });
+        self.max_id = self.max_id.max(Some(id));
         if let Some(rest) = token.strip_prefix(self.prefix.as_str())
             && !rest.is_empty()
         {
             let p = self.prefix.len() as u32;
             let c = Entry {
                 start: start + p,
-                len: entry.len - p,
+                len: token.len() as u32 - p,
                 id,
             };
+            let text = &self.text;
             self.continuation.insert_unique(hash(rest), c, |e| {
                 hash(&text[e.start as usize..(e.start + e.len) as usize])
             });
         }
+    }
+
+    /// Largest id inserted (`None` when empty).
+    pub(crate) fn max_id(&self) -> Option<u32> {
+        self.max_id
     }
 
     /// Id of a word-initial piece (any entry, including `##x` ones, as in HF).

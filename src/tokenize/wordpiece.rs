@@ -30,7 +30,8 @@ pub(crate) struct Scratch {
 }
 
 fn is_bert_punc(c: char) -> bool {
-    c.is_ascii_punctuation() || c.is_punctuation()
+    // For ASCII the Unicode punctuation classes are a subset of is_ascii_punctuation: skip the table.
+    c.is_ascii_punctuation() || (!c.is_ascii() && c.is_punctuation())
 }
 
 impl WordPiece {
