@@ -5,13 +5,17 @@ For every round, each command runs once in turn (so drift in machine speed hits 
 median wall time, the median peak RSS (from wait4, per process) and ratios to sembed.
 
 Scenarios
-  cold:  embed one sentence, whole process (files in page cache: a warm-up round is discarded)
-  stsb:  embed the 2,758 STS-B sentences from a file, 2 threads
-Baselines run only when importable: sentence-transformers (needs torch), and onnxruntime with an exported
-model.onnx given by --onnx (see BENCHMARKS.md for setup). Nothing is skipped silently: each missing
-baseline is named on stderr.
+  cold:         embed one sentence with all-MiniLM-L6-v2, whole process (files in page cache: a warm-up
+                round is discarded)
+  stsb:         embed the 2,758 STS-B sentences from a file, 2 threads
+  static-cold:  one sentence with the Model2Vec model tests/data/m2v-minilm-256
+  static-stsb:  the STS-B sentences repeated 100 times (275,800 texts) with that model, 2 threads
+Baselines run only when available: sentence-transformers (needs torch), onnxruntime with an exported
+model.onnx given by --onnx, Python model2vec (--python-m2v PYTHON, e.g. the venv scripts/test.sh makes),
+model2vec-rs 0.4 (bench/model2vec-rs, built here when cargo can fetch it). See BENCHMARKS.md. Nothing
+is skipped silently: each missing baseline is named on stderr.
 
-Usage: bench/bench.py [--rounds N] [--model DIR] [--onnx FILE] [--only cold|stsb]
+Usage: bench/bench.py [--rounds N] [--model DIR] [--onnx FILE] [--python-m2v PYTHON] [--only SCENARIO]
 """
 import argparse, os, statistics, subprocess, sys, tempfile, time
 
@@ -40,7 +44,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--model", default=None, help="all-MiniLM-L6-v2 directory (default: fetch the test model)")
     ap.add_argument("--onnx", default=None, help="model.onnx exported from the same model")
-    ap.add_argument("--only", choices=["cold", "stsb"], default=None)
+    ap.add_argument("--python-m2v", default=None, help="a python with model2vec 0.10 installed")
+    ap.add_argument("--only", choices=["cold", "stsb", "static-cold", "static-stsb"], default=None)
     a = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
@@ -53,6 +58,10 @@ def main():
     with open(stsb, "w", encoding="utf-8") as f:
         f.write("\n".join([r[5] for r in rows] + [r[6] for r in rows]) + "\n")
     n_sent = 2 * len(rows)
+    stsb100 = os.path.join(tmp, "stsb100.txt")
+    with open(stsb100, "w", encoding="utf-8") as f:
+        f.write(open(stsb, encoding="utf-8").read() * 100)
+    m2v = os.path.join(ROOT, "tests", "data", "m2v-minilm-256")
 
     py = sys.executable
     st_cold = f"from sentence_transformers import SentenceTransformer as S; S({model!r}, device='cpu').encode([{SENTENCE!r}])"
@@ -69,7 +78,25 @@ def main():
             ("sembed (built-in f16)", [exe, "embed", "--threads", "2", "--input", stsb, "-f", "f32"]),
             ("sembed (model dir, f32)", [exe, "embed", "--threads", "2", "--model", model, "--input", stsb, "-f", "f32"]),
         ],
+        "static-cold": [("sembed (Model2Vec)", [exe, "embed", "--model", m2v, SENTENCE])],
+        "static-stsb": [("sembed (Model2Vec)", [exe, "embed", "--threads", "2", "--model", m2v, "--input", stsb100, "-f", "f32"])],
     }
+    sizes = {"stsb": n_sent, "static-stsb": 100 * n_sent}
+    m2vrs = os.path.join(ROOT, "bench", "model2vec-rs")
+    m2vrs_target = os.environ.get("CARGO_TARGET_DIR", os.path.join(m2vrs, "target"))
+    built = subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=m2vrs, env={**os.environ, "CARGO_TARGET_DIR": m2vrs_target}).returncode == 0
+    m2vrs_exe = os.path.join(m2vrs_target, "release", "model2vec-rs-bench")
+    if built:
+        scenarios["static-cold"].append(("model2vec-rs 0.4", [m2vrs_exe, m2v, "--text", SENTENCE]))
+        scenarios["static-stsb"].append(("model2vec-rs 0.4", [m2vrs_exe, m2v, "--input", stsb100]))
+    else:
+        print("note: model2vec-rs baseline not built (bench/model2vec-rs)", file=sys.stderr)
+    if a.python_m2v:
+        load = f"from model2vec import StaticModel as S; m = S.from_pretrained({m2v!r})"
+        scenarios["static-cold"].append(("Python model2vec 0.10", [a.python_m2v, "-c", f"{load}; m.encode([{SENTENCE!r}])"]))
+        scenarios["static-stsb"].append(("Python model2vec 0.10", [a.python_m2v, "-c", f"{load}; m.encode(open({stsb100!r}).read().splitlines())"]))
+    else:
+        print("note: Python model2vec baseline not run (pass --python-m2v PYTHON)", file=sys.stderr)
     if python_ok("sentence_transformers"):
         scenarios["cold"].append(("sentence-transformers", [py, "-c", st_cold]))
         scenarios["stsb"].append(("sentence-transformers", [py, "-c", st_file]))
@@ -85,7 +112,7 @@ def main():
     for name, cmds in scenarios.items():
         if a.only and name != a.only:
             continue
-        rounds = a.rounds if name == "cold" else max(3, a.rounds // 3)
+        rounds = a.rounds if "cold" in name else max(3, a.rounds // 3)
         for _, c in cmds:  # warm-up: page cache, first-run effects
             run(c)
         times = {k: [] for k, _ in cmds}
@@ -96,13 +123,13 @@ def main():
                 times[k].append(dt)
                 rss[k].append(mb)
         base = statistics.median(times[cmds[0][0]])
-        print(f"\n## {name}: {'1 sentence, whole process' if name == 'cold' else f'{n_sent} STS-B sentences, 2 threads'}"
-              f" (median of {rounds} interleaved rounds)")
-        print("| system | median | sent/s | peak RSS | time / sembed built-in |")
+        what = "1 sentence, whole process" if "cold" in name else f"{sizes[name]} sentences, 2 threads, whole process"
+        print(f"\n## {name}: {what} (median of {rounds} interleaved rounds)")
+        print(f"| system | median | sent/s | peak RSS | time / {cmds[0][0]} |")
         print("|---|---|---|---|---|")
         for k, _ in cmds:
             m = statistics.median(times[k])
-            sps = f"{n_sent / m:.0f}" if name == "stsb" else "—"
+            sps = f"{sizes[name] / m:.0f}" if name in sizes else "—"
             print(f"| {k} | {m * 1000:.1f} ms | {sps} | {statistics.median(rss[k]):.0f} MB | {m / base:.2f}× |")
 
 

@@ -68,8 +68,36 @@ fn run(name: &str, model: &Embedder, sentences: &[String]) {
     );
 }
 
+/// Model2Vec: in-process throughput over the STS-B sentences repeated 20 times.
+fn run_static(sentences: &[String]) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/m2v-minilm-256");
+    let model = Embedder::from_dir(dir).unwrap();
+    let many: Vec<&str> = (0..20)
+        .flat_map(|_| sentences.iter().map(String::as_str))
+        .collect();
+    for threads in [1, 2] {
+        let opts = EmbedOptions {
+            threads,
+            ..Default::default()
+        };
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let t = Instant::now();
+            model.embed(&many, &opts).unwrap();
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!(
+            "Model2Vec m2v-minilm-256: {} sentences, {threads} thread(s): best of 5 {:.1} ms = {:.0} sent/s",
+            many.len(),
+            best * 1e3,
+            many.len() as f64 / best
+        );
+    }
+}
+
 fn main() {
     let sentences = stsb();
+    run_static(&sentences);
     #[cfg(feature = "builtin")]
     run("built-in f16", &Embedder::builtin().unwrap(), &sentences);
     let dir = std::env::var("SEMBED_TEST_MODEL").unwrap_or_else(|_| {

@@ -109,9 +109,18 @@ impl<'a> StaticModel<'a> {
         }
         let dim = self.dim;
         row.resize(dim, 0.0);
-        for &id in ids {
+        let row_of = |id: u32| {
+            self.mapping
+                .as_ref()
+                .map_or(id as usize, |m| m[id as usize])
+        };
+        for (k, &id) in ids.iter().enumerate() {
+            // Rows are scattered over the table: start loading the next one while this one is added.
+            if let (Some(&next), Table::Float(Mat::F16(t))) = (ids.get(k + 1), &self.table) {
+                crate::ops::prefetch(&t[row_of(next) * dim..(row_of(next) + 1) * dim]);
+            }
             let id = id as usize;
-            let r = self.mapping.as_ref().map_or(id, |m| m[id]);
+            let r = row_of(id as u32);
             let w = self.weights.as_ref().map_or(1.0, |w| w[id] as f32);
             let src: &[f32] = match &self.table {
                 Table::Float(Mat::F16(t)) => {
@@ -139,7 +148,7 @@ impl<'a> StaticModel<'a> {
 
 /// model2vec's normalization: `x / (‖x‖ + 1e-32)` (zeros stay zeros).
 pub(crate) fn normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|&x| x * x).sum::<f32>().sqrt() as f64 + 1e-32;
+    let norm = crate::normalize::sum_squares(v).sqrt() as f64 + 1e-32;
     let inv = (1.0 / norm) as f32;
     v.iter_mut().for_each(|x| *x *= inv);
 }

@@ -302,6 +302,22 @@ pub(crate) fn axpy_f16(out: &mut [f32], row: &[half::f16], w: f32) {
     portable(out, row, w)
 }
 
+/// Hints the CPU to start loading `data` into cache (no effect on results; a no-op off x86-64).
+#[inline(always)]
+pub(crate) fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let bytes = std::mem::size_of_val(data);
+        let p = data.as_ptr() as *const i8;
+        for off in (0..bytes).step_by(64) {
+            // SAFETY: prefetching never faults and only reads addresses inside `data`.
+            unsafe { std::arch::x86_64::_mm_prefetch(p.add(off), std::arch::x86_64::_MM_HINT_T0) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
 /// Exact GELU over a slice. The loop is compiled twice: with AVX2+FMA (picked at run time, so the
 /// erf polynomial becomes vector FMAs) and for the baseline CPU.
 fn gelu(x: &mut [f32]) {

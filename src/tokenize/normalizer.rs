@@ -44,6 +44,7 @@ impl BertNormalizer {
     pub(crate) fn normalize_into(&self, text: &str, out: &mut String, tmp: &mut String) {
         out.clear();
         if text.is_ascii() {
+            out.reserve(text.len());
             // ASCII has no CJK, nothing to decompose, and its control characters are exactly
             // 0x00..=0x1f and 0x7f: skip the Unicode table look-ups (the common case).
             out.extend(text.bytes().filter_map(|b| match b {
