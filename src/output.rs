@@ -49,7 +49,7 @@ pub fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
     h
 }
 
-/// Writes `e` to `w` in `format`.
+/// Writes `e` to `w` in `format` (all rows at once; see [`Writer`] for streaming).
 ///
 /// ```
 /// let e = sembed::Embeddings::new(2, vec![0.5, -1.0]);
@@ -58,43 +58,90 @@ pub fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
 /// assert_eq!(String::from_utf8(out).unwrap(), "{\"index\":0,\"embedding\":[0.5,-1]}\n");
 /// ```
 pub fn write(w: &mut impl Write, e: &Embeddings, format: Format) -> io::Result<()> {
-    match format {
-        Format::Json => {
-            w.write_all(b"[")?;
-            for (i, row) in e.rows().enumerate() {
-                w.write_all(if i == 0 { b"[" } else { b",\n[" })?;
-                write_floats(w, row, ",")?;
-                w.write_all(b"]")?;
-            }
-            w.write_all(b"]\n")?;
+    let mut out = Writer::new(w, format, e.len(), e.dim())?;
+    out.write(e)?;
+    out.finish().map(|_| ())
+}
+
+/// Writes embeddings chunk by chunk, so a large run never holds all vectors in memory. The number of
+/// rows is fixed up front (the `.npy` header states it).
+#[derive(Debug)]
+pub struct Writer<W: Write> {
+    w: W,
+    format: Format,
+    rows: usize,
+    written: usize,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Writer<W> {
+    /// Starts output of `rows` vectors of `dim` floats (writes the npy header or the opening `[`).
+    pub fn new(mut w: W, format: Format, rows: usize, dim: usize) -> io::Result<Self> {
+        match format {
+            Format::Npy => w.write_all(&npy_header(rows, dim))?,
+            Format::Json => w.write_all(b"[")?,
+            _ => {}
         }
-        Format::Jsonl => {
-            for (i, row) in e.rows().enumerate() {
-                write!(w, "{{\"index\":{i},\"embedding\":[")?;
-                write_floats(w, row, ",")?;
-                w.write_all(b"]}\n")?;
-            }
-        }
-        Format::Csv => {
-            for row in e.rows() {
-                write_floats(w, row, ",")?;
-                w.write_all(b"\n")?;
-            }
-        }
-        Format::Npy | Format::F32 => {
-            if format == Format::Npy {
-                w.write_all(&npy_header(e.len(), e.dim()))?;
-            }
-            // Row by row: no second copy of the whole matrix in memory.
-            let mut bytes = Vec::with_capacity(e.dim() * 4);
-            for row in e.rows() {
-                bytes.clear();
-                bytes.extend(row.iter().flat_map(|x| x.to_le_bytes()));
-                w.write_all(&bytes)?;
-            }
-        }
+        Ok(Writer {
+            w,
+            format,
+            rows,
+            written: 0,
+            buf: Vec::new(),
+        })
     }
-    Ok(())
+
+    /// Appends the next rows, in order.
+    pub fn write(&mut self, e: &Embeddings) -> io::Result<()> {
+        if self.written + e.len() > self.rows {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "more rows than announced",
+            ));
+        }
+        let w = &mut self.w;
+        for (k, row) in e.rows().enumerate() {
+            let i = self.written + k;
+            match self.format {
+                Format::Json => {
+                    w.write_all(if i == 0 { b"[" } else { b",\n[" })?;
+                    write_floats(w, row, ",")?;
+                    w.write_all(b"]")?;
+                }
+                Format::Jsonl => {
+                    write!(w, "{{\"index\":{i},\"embedding\":[")?;
+                    write_floats(w, row, ",")?;
+                    w.write_all(b"]}\n")?;
+                }
+                Format::Csv => {
+                    write_floats(w, row, ",")?;
+                    w.write_all(b"\n")?;
+                }
+                Format::Npy | Format::F32 => {
+                    self.buf.clear();
+                    self.buf.extend(row.iter().flat_map(|x| x.to_le_bytes()));
+                    w.write_all(&self.buf)?;
+                }
+            }
+        }
+        self.written += e.len();
+        Ok(())
+    }
+
+    /// Ends the output (closing `]` for JSON), flushes, and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        if self.written != self.rows {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "fewer rows than announced",
+            ));
+        }
+        if self.format == Format::Json {
+            self.w.write_all(b"]\n")?;
+        }
+        self.w.flush()?;
+        Ok(self.w)
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +160,30 @@ mod tests {
             dict.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2758, 384), }")
         );
         assert!(dict.ends_with('\n'));
+    }
+
+    #[test]
+    fn streaming_in_chunks_equals_one_write() {
+        let e = Embeddings::new(2, vec![1.0, 0.25, -3.0, 1e-8, 5.0, 6.0]);
+        for format in [
+            Format::Json,
+            Format::Jsonl,
+            Format::Npy,
+            Format::F32,
+            Format::Csv,
+        ] {
+            let mut whole = Vec::new();
+            write(&mut whole, &e, format).unwrap();
+            let mut w = Writer::new(Vec::new(), format, 3, 2).unwrap();
+            w.write(&Embeddings::new(2, e.as_slice()[..2].to_vec()))
+                .unwrap();
+            w.write(&Embeddings::new(2, e.as_slice()[2..].to_vec()))
+                .unwrap();
+            assert_eq!(w.finish().unwrap(), whole, "{format:?}");
+        }
+        let mut empty = Vec::new();
+        write(&mut empty, &Embeddings::new(2, vec![]), Format::Json).unwrap();
+        assert_eq!(empty, b"[]\n");
     }
 
     #[test]

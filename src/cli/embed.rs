@@ -10,33 +10,14 @@ use sembed::output::{self, Format};
 
 use super::{EmbedArgs, OutputFormat, input, model};
 
-/// Texts per library call when progress is shown; large enough that length-sorting still pays.
-const PROGRESS_CHUNK: usize = 2048;
+/// Texts per library call: output is written (and progress shown) chunk by chunk, so memory stays
+/// bounded; large enough that length-sorted batching and threads still pay.
+const CHUNK: usize = 8192;
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let texts = input::read_texts(args.texts, args.input.as_deref(), args.input_format)?;
     let model = model::load(&args.model)?;
     let opts = args.run.options();
-
-    let show_progress = texts.len() > PROGRESS_CHUNK && std::io::stderr().is_terminal();
-    let embeddings = if show_progress {
-        let start = Instant::now();
-        let mut data = Vec::with_capacity(texts.len() * model.dim());
-        for (i, chunk) in texts.chunks(PROGRESS_CHUNK).enumerate() {
-            data.extend_from_slice(model.embed(chunk, &opts)?.as_slice());
-            let done = (i * PROGRESS_CHUNK + chunk.len()).min(texts.len());
-            eprint!(
-                "\rembedded {done}/{} texts ({:.1} s)",
-                texts.len(),
-                start.elapsed().as_secs_f32()
-            );
-        }
-        eprintln!();
-        sembed::Embeddings::new(model.dim(), data)
-    } else {
-        model.embed(&texts, &opts)?
-    };
-
     let format = match args.format {
         OutputFormat::Json => Format::Json,
         OutputFormat::Jsonl => Format::Jsonl,
@@ -46,19 +27,61 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     };
     match &args.output {
         Some(path) => {
+            // Written under a temporary name and renamed at the end: a failed run leaves no partial file.
+            let name = path
+                .file_name()
+                .map_or("out".into(), |n| n.to_string_lossy().into_owned());
+            let tmp = path.with_file_name(format!(".{name}.sembed-{}", std::process::id()));
             let f =
-                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-            let mut w = BufWriter::new(f);
-            output::write(&mut w, &embeddings, format)
-                .and_then(|()| w.flush())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+            let result = stream(&model, &texts, &opts, format, BufWriter::new(f)).and_then(|()| {
+                std::fs::rename(&tmp, path)
+                    .with_context(|| format!("cannot write {}", path.display()))
+            });
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result?;
         }
-        None => {
-            let mut w = BufWriter::new(std::io::stdout().lock());
-            output::write(&mut w, &embeddings, format)
-                .and_then(|()| w.flush())
-                .context("writing to stdout")?;
-        }
+        None => stream(
+            &model,
+            &texts,
+            &opts,
+            format,
+            BufWriter::new(std::io::stdout().lock()),
+        )?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Embeds `texts` chunk by chunk and writes each chunk as soon as it is done.
+fn stream(
+    model: &sembed::Embedder,
+    texts: &[String],
+    opts: &sembed::EmbedOptions,
+    format: Format,
+    out: impl Write,
+) -> anyhow::Result<()> {
+    let show_progress = texts.len() > CHUNK && std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut writer =
+        output::Writer::new(out, format, texts.len(), model.dim()).context("writing output")?;
+    let mut done = 0;
+    for chunk in texts.chunks(CHUNK) {
+        let e = model.embed(chunk, opts)?;
+        writer.write(&e).context("writing output")?;
+        done += chunk.len();
+        if show_progress {
+            eprint!(
+                "\rembedded {done}/{} texts ({:.1} s)",
+                texts.len(),
+                start.elapsed().as_secs_f32()
+            );
+        }
+    }
+    if show_progress {
+        eprintln!();
+    }
+    writer.finish().context("writing output")?;
+    Ok(())
 }
