@@ -132,7 +132,10 @@ fn output_file() {
     assert!(stdout.is_empty());
     assert_eq!(read_npy(&out).0, 1);
     // Written under a temporary name and renamed: nothing else is left in the directory.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["e.npy"]);
 }
 
