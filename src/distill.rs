@@ -333,17 +333,7 @@ impl StaticModelFiles {
     /// Writes the model to `dir` (created; must not exist or be empty). Files are written to a
     /// temporary sibling directory first and renamed into place, so a failure leaves nothing behind.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        if dir.exists()
-            && std::fs::read_dir(dir)
-                .map_err(|e| Error::io(dir, e))?
-                .next()
-                .is_some()
-        {
-            return Err(Error::InvalidOption(format!(
-                "{} exists and is not empty",
-                dir.display()
-            )));
-        }
+        check_output(dir)?;
         let parent = dir
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

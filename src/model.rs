@@ -55,7 +55,8 @@ const MAX_BATCH_TOKENS: usize = 1024;
 pub struct EmbedOptions {
     /// Sequences per forward pass (default 32, as in sentence-transformers).
     pub batch_size: usize,
-    /// Worker threads; 0 means all available cores. A single batch never starts a thread.
+    /// Worker threads; 0 means all available cores. Batches are spread over threads; one short text
+    /// splits its matrix products over a small pool kept by the `Embedder`.
     pub threads: usize,
     /// `Some(true)`/`Some(false)` forces L2 normalization on/off; `None` follows the model's modules.
     pub normalize: Option<bool>,

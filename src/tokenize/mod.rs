@@ -57,7 +57,8 @@ impl Tokenizer {
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
         let file: TokenizerFile<'_> = serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid(path, format!("not a valid tokenizer.json: {e}")))?;
-        if let Some(wp) = native_from_json(&file, path)? {
+        let mut file = file;
+        if let Some(wp) = native_from_json(&mut file, path)? {
             return Ok(Tokenizer {
                 backend: Backend::Native(wp),
             });
@@ -73,7 +74,7 @@ impl Tokenizer {
         Self::hf_from_json(bytes, &file.model, path)
     }
 
-    fn hf_from_json(bytes: &[u8], section: &ModelSection<'_>, path: &Path) -> Result<Self> {
+    fn hf_from_json(bytes: &[u8], section: &ModelSection, path: &Path) -> Result<Self> {
         let mut tok = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::invalid(path, format!("tokenizers could not load it: {e}")))?;
         // sentence-transformers truncates to max_seq_length and pads per batch; the file's own
@@ -273,25 +274,67 @@ struct TokenizerFile<'a> {
     post_processor: Option<&'a RawValue>,
     #[serde(borrow, default)]
     added_tokens: Vec<AddedToken<'a>>,
-    #[serde(borrow)]
-    model: ModelSection<'a>,
+    model: ModelSection,
 }
 
-#[derive(Deserialize)]
-struct ModelSection<'a> {
-    #[serde(rename = "type", default)]
+/// tokenizer.json's `model` section. A WordPiece vocabulary is streamed into a [`Vocab`] during the one
+/// parse of the file (no intermediate map, no second pass); other models' vocabularies are skipped,
+/// since the `tokenizers` crate reads them itself.
+#[derive(Default)]
+struct ModelSection {
     kind: Option<String>,
-    #[serde(default)]
     unk_token: Option<String>,
-    #[serde(default)]
     continuing_subword_prefix: Option<String>,
-    #[serde(default)]
     max_input_chars_per_word: Option<usize>,
     /// Unigram models name their unknown token by id.
-    #[serde(default)]
     unk_id: Option<u32>,
-    #[serde(borrow, default)]
-    vocab: Option<&'a RawValue>,
+    vocab: Option<Vocab>,
+}
+
+impl<'de> Deserialize<'de> for ModelSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ModelSection;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a tokenizer model object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<ModelSection, A::Error> {
+                let mut m = ModelSection::default();
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    match &*key.0 {
+                        "type" => m.kind = map.next_value()?,
+                        "unk_token" => m.unk_token = map.next_value()?,
+                        "continuing_subword_prefix" => {
+                            m.continuing_subword_prefix = map.next_value()?
+                        }
+                        "max_input_chars_per_word" => {
+                            m.max_input_chars_per_word = map.next_value()?
+                        }
+                        "unk_id" => m.unk_id = map.next_value()?,
+                        "vocab" if m.kind.as_deref().is_none_or(|k| k == "WordPiece") => {
+                            let prefix = m.continuing_subword_prefix.as_deref().unwrap_or("##");
+                            let mut vocab = Vocab::new(prefix, 32_768);
+                            map.next_value_seed(VocabSeed(&mut vocab))?;
+                            m.vocab = Some(vocab);
+                        }
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                // The prefix may come after the vocabulary in the file.
+                if let (Some(v), Some(p)) = (&mut m.vocab, &m.continuing_subword_prefix) {
+                    v.set_prefix(p);
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -303,6 +346,29 @@ struct AddedToken<'a> {
     single_word: bool,
     #[serde(default)]
     normalized: bool,
+}
+
+/// A map key borrowed from the JSON text when it has no escapes (serde's own `Cow<str>` always copies,
+/// which cost a malloc/free per vocabulary entry).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// Streams a `{"token": id, ...}` object into a [`Vocab`] without building an intermediate map.
@@ -324,7 +390,8 @@ impl<'de> serde::de::Visitor<'de> for VocabSeed<'_> {
         self,
         mut map: A,
     ) -> std::result::Result<(), A::Error> {
-        while let Some((k, v)) = map.next_entry::<Cow<'de, str>, u32>()? {
+        while let Some((k, v)) = map.next_entry::<Key<'de>, u32>()? {
+            let k = k.0;
             self.0.insert(&k, v, true);
         }
         Ok(())
@@ -340,8 +407,8 @@ fn raw_value(raw: Option<&RawValue>, path: &Path) -> Result<Value> {
 /// Returns the native tokenizer when tokenizer.json describes a pipeline it reproduces exactly:
 /// WordPiece model, BertNormalizer (or none), BertPreTokenizer, `X $A Y` post-processing, and added
 /// tokens that are matched on raw text (`normalized: false`) and not restricted to single words.
-fn native_from_json(file: &TokenizerFile<'_>, path: &Path) -> Result<Option<WordPiece>> {
-    let model = &file.model;
+fn native_from_json(file: &mut TokenizerFile<'_>, path: &Path) -> Result<Option<WordPiece>> {
+    let model = &mut file.model;
     if model.kind.as_deref() != Some("WordPiece")
         || raw_value(file.pre_tokenizer, path)?["type"] != "BertPreTokenizer"
     {
@@ -376,14 +443,9 @@ fn native_from_json(file: &TokenizerFile<'_>, path: &Path) -> Result<Option<Word
         .iter()
         .map(|t| (Box::from(&*t.content), t.id))
         .collect();
-    let Some(raw_vocab) = model.vocab else {
+    let Some(mut vocab) = model.vocab.take() else {
         return Err(Error::invalid(path, "WordPiece model has no vocab"));
     };
-    let cont = model.continuing_subword_prefix.as_deref().unwrap_or("##");
-    let mut vocab = Vocab::new(cont, 32_768);
-    let mut de = serde_json::Deserializer::from_str(raw_vocab.get());
-    serde::de::DeserializeSeed::deserialize(VocabSeed(&mut vocab), &mut de)
-        .map_err(|e| Error::invalid(path, format!("WordPiece vocab: {e}")))?;
     for (content, id) in &added {
         vocab.insert(content, *id, false);
     }

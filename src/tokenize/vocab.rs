@@ -92,6 +92,31 @@ impl Vocab {
         }
     }
 
+    /// Changes the continuation prefix, rebuilding the continuation table if it differs.
+    pub(crate) fn set_prefix(&mut self, prefix: &str) {
+        if prefix == self.prefix {
+            return;
+        }
+        self.prefix = prefix.to_string();
+        self.continuation.clear();
+        let text = &self.text;
+        let span = |e: &Entry| &text[e.start as usize..(e.start + e.len) as usize];
+        for e in self.all.iter() {
+            if let Some(rest) = span(e).strip_prefix(prefix)
+                && !rest.is_empty()
+            {
+                let p = prefix.len() as u32;
+                let c = Entry {
+                    start: e.start + p,
+                    len: e.len - p,
+                    id: e.id,
+                };
+                self.continuation
+                    .insert_unique(hash(rest), c, |x| hash(span(x)));
+            }
+        }
+    }
+
     /// Largest id inserted (`None` when empty).
     pub(crate) fn max_id(&self) -> Option<u32> {
         self.max_id
@@ -140,5 +165,10 @@ mod tests {
         v.insert("un", 9, false);
         assert_eq!(v.get("un"), Some(0));
         assert_eq!(v.len(), 3);
+        v.set_prefix("un");
+        assert_eq!(v.get_continuation("able"), None);
+        assert_eq!(v.get_continuation(""), None);
+        v.insert("unzip", 4, true);
+        assert_eq!(v.get_continuation("zip"), Some(4));
     }
 }
