@@ -5,7 +5,7 @@
 
 use crate::config::TransformerConfig;
 use crate::error::{Error, Result};
-use crate::ops::{Activation, LayerNorm, Linear, gemm, softmax_rows};
+use crate::ops::{Activation, LayerNorm, Linear, Team, gemm, softmax_rows};
 use crate::weights::{Mat, SafeTensors};
 
 /// Dimensions read from config.json.
@@ -29,6 +29,17 @@ pub(crate) struct Packed {
 impl Packed {
     pub(crate) fn tokens(&self) -> usize {
         self.ids.len()
+    }
+
+    /// Packs the sequences `batch` (indices into `spans`, which index `ids`), reusing the buffers.
+    pub(crate) fn fill(&mut self, batch: &[usize], spans: &[(usize, usize)], ids: &[u32]) {
+        self.ids.clear();
+        self.seqs.clear();
+        for &i in batch {
+            let (start, len) = spans[i];
+            self.seqs.push((self.ids.len(), len));
+            self.ids.extend_from_slice(&ids[start..start + len]);
+        }
     }
 }
 
@@ -157,15 +168,22 @@ impl<'a> BertLayer<'a> {
         })
     }
 
-    fn forward(&self, batch: &Packed, d: &Dims, act: Activation, ws: &mut Workspace) {
+    fn forward<'m>(
+        &'m self,
+        batch: &Packed,
+        d: &Dims,
+        act: Activation,
+        ws: &mut Workspace,
+        team: Option<&Team<'m>>,
+    ) {
         let (t, h, dh) = (batch.tokens(), d.hidden, d.head_dim);
         let x = &ws.hidden[..t * h];
         let q = grow(&mut ws.q, t * h);
-        self.query.forward(x, q, t, &mut ws.wbuf);
+        self.query.forward(x, q, t, &mut ws.wbuf, team);
         let k = grow(&mut ws.k, t * h);
-        self.key.forward(x, k, t, &mut ws.wbuf);
+        self.key.forward(x, k, t, &mut ws.wbuf, team);
         let v = grow(&mut ws.v, t * h);
-        self.value.forward(x, v, t, &mut ws.wbuf);
+        self.value.forward(x, v, t, &mut ws.wbuf, team);
 
         // Scaled dot-product attention, one sequence and head at a time; heads are column slices.
         let ctx = grow(&mut ws.ctx, t * h);
@@ -209,18 +227,18 @@ impl<'a> BertLayer<'a> {
         // attention output: LayerNorm(ctx · Woᵀ + b + x), kept in q (free now).
         let attn = &mut ws.q[..t * h];
         self.attention_output
-            .forward(&ws.ctx[..t * h], attn, t, &mut ws.wbuf);
+            .forward(&ws.ctx[..t * h], attn, t, &mut ws.wbuf, team);
         self.attention_layer_norm
             .forward_residual(attn, &ws.hidden[..t * h]);
 
         // feed-forward: LayerNorm(act(attn · W1ᵀ + b1) · W2ᵀ + b2 + attn), written back to hidden.
         let inter = grow(&mut ws.inter, t * d.intermediate);
         self.intermediate
-            .forward(&ws.q[..t * h], inter, t, &mut ws.wbuf);
+            .forward(&ws.q[..t * h], inter, t, &mut ws.wbuf, team);
         act.apply(inter);
         let out = &mut ws.hidden[..t * h];
         self.output
-            .forward(&ws.inter[..t * d.intermediate], out, t, &mut ws.wbuf);
+            .forward(&ws.inter[..t * d.intermediate], out, t, &mut ws.wbuf, team);
         self.output_layer_norm.forward_residual(out, &ws.q[..t * h]);
     }
 }
@@ -291,12 +309,18 @@ impl<'a> BertModel<'a> {
     }
 
     /// Runs the encoder; the token states end up in `ws.hidden[..T * H]`.
-    pub(crate) fn forward(&self, batch: &Packed, ws: &mut Workspace) {
+    /// `team`: a helper thread for the products of a short input (see `ops::team`).
+    pub(crate) fn forward<'m>(
+        &'m self,
+        batch: &Packed,
+        ws: &mut Workspace,
+        team: Option<&Team<'m>>,
+    ) {
         let h = self.dims.hidden;
         let hidden = grow(&mut ws.hidden, batch.tokens() * h);
         self.embeddings.forward(batch, h, hidden);
         for layer in &self.layers {
-            layer.forward(batch, &self.dims, self.act, ws);
+            layer.forward(batch, &self.dims, self.act, ws, team);
         }
     }
 

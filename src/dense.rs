@@ -70,7 +70,7 @@ impl Dense {
     pub(crate) fn forward(&self, x: &[f32], y: &mut Vec<f32>, n: usize, wbuf: &mut Vec<f32>) {
         y.clear();
         y.resize(n * self.linear.out_dim, 0.0);
-        self.linear.forward(x, y, n, wbuf);
+        self.linear.forward(x, y, n, wbuf, None);
         self.act.apply(y);
     }
 }

@@ -6,8 +6,8 @@
 //! loads once and embeds many times, from any number of threads.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use crate::bert::{BertModel, Packed, Workspace, check_ids};
 use crate::config::{
@@ -17,6 +17,7 @@ use crate::dense::Dense;
 use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::normalize::l2_normalize;
+use crate::ops::{SKINNY_MAX_ROWS, with_team};
 use crate::pool::Pooling;
 use crate::source::{Source, join};
 use crate::static_model::{self, StaticModel};
@@ -124,7 +125,8 @@ pub struct Embedder {
     src: Source,
     tokenizer_file: String,
     workspaces: Mutex<Vec<Workspace>>,
-    intra: Mutex<Option<Arc<rayon::ThreadPool>>>,
+    /// Set after the first forward pass (see `run_encoder`).
+    warm: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -359,7 +361,7 @@ impl Embedder {
             src,
             tokenizer_file: join(tdir, "tokenizer.json"),
             workspaces: Mutex::new(Vec::new()),
-            intra: Mutex::new(None),
+            warm: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -425,7 +427,7 @@ impl Embedder {
             src,
             tokenizer_file: tok_rel,
             workspaces: Mutex::new(Vec::new()),
-            intra: Mutex::new(None),
+            warm: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -733,12 +735,13 @@ impl Embedder {
             rest = r;
         }
 
-        // 3. Run batches on worker threads (inline when one thread suffices). A single batch with
-        //    threads to spare (one short text) splits its matrix products across an intra-op pool.
+        // 3. Run batches on worker threads (inline when one thread suffices). A single short batch
+        //    with threads to spare (one sentence) shares its matrix products with a helper thread.
         let threads = want_threads.min(batches.len()).max(1);
-        let intra = (batches.len() == 1 && want_threads > 1)
-            .then(|| self.intra_pool(want_threads))
-            .flatten();
+        // Only once warm: on the first pass the weights' pages are still being faulted or mapped in
+        // (by this thread and the prefetch thread), and a spinning helper measurably slowed one-shot
+        // runs (cold start 7.5 -> 9.6 ms, with high variance).
+        let split = batches.len() == 1 && want_threads > 1 && self.warm.load(Ordering::Relaxed);
         let mut out = vec![0f32; n_texts * dim];
         let scatter = |out: &mut [f32], b: usize, data: &[f32]| {
             for (j, &i) in batches[b].iter().enumerate() {
@@ -746,15 +749,13 @@ impl Embedder {
             }
         };
         let run = |b: usize, ws: &mut Workspace, packed: &mut Packed| {
-            self.run_batch(batches[b], spans, ids, head, ws, packed)
+            packed.fill(batches[b], spans, ids);
+            self.run_batch(packed, head, ws, split)
         };
         if threads == 1 {
             let (mut ws, mut packed) = (self.take_workspace(), Packed::default());
             for b in 0..batches.len() {
-                let data = match &intra {
-                    Some(pool) => pool.install(|| run(b, &mut ws, &mut packed)),
-                    None => run(b, &mut ws, &mut packed),
-                };
+                let data = run(b, &mut ws, &mut packed);
                 scatter(&mut out, b, &data);
             }
             self.return_workspace(ws);
@@ -787,19 +788,12 @@ impl Embedder {
                 scatter(&mut out, b, &data);
             }
         }
+        self.warm.store(true, Ordering::Relaxed);
         Ok(Embeddings::new(dim, out))
     }
 
     /// Encoder → pooling → dense → normalize for one batch; returns `[batch, dim]` in batch order.
-    fn run_batch(
-        &self,
-        batch: &[usize],
-        spans: &[(usize, usize)],
-        ids: &[u32],
-        head: Head,
-        ws: &mut Workspace,
-        packed: &mut Packed,
-    ) -> Vec<f32> {
+    fn run_batch(&self, packed: &Packed, head: Head, ws: &mut Workspace, split: bool) -> Vec<f32> {
         let Backend::Transformer {
             encoder,
             pooling,
@@ -811,13 +805,6 @@ impl Embedder {
         };
         let model = encoder.borrow_dependent();
         let hidden = model.dims.hidden;
-        packed.ids.clear();
-        packed.seqs.clear();
-        for &i in batch {
-            let (start, len) = spans[i];
-            packed.seqs.push((packed.ids.len(), len));
-            packed.ids.extend_from_slice(&ids[start..start + len]);
-        }
         let token_mean = Pooling::mean();
         let pooling = if matches!(head, Head::TokenMean) {
             &token_mean
@@ -830,9 +817,12 @@ impl Embedder {
             dense
         };
         let pool_dim = pooling.output_dim(hidden);
-        let mut pooled = Vec::with_capacity(batch.len() * pool_dim); // [batch, pool_dim]
-        if packed.tokens() > 0 {
-            model.forward(packed, ws);
+        let n = packed.seqs.len();
+        let mut pooled = Vec::with_capacity(n * pool_dim); // [n, pool_dim]
+        if split && packed.tokens() > 0 && packed.tokens() <= SKINNY_MAX_ROWS {
+            with_team(|team| model.forward(packed, ws, Some(team)));
+        } else if packed.tokens() > 0 {
+            model.forward(packed, ws, None);
         }
         for &(start, len) in &packed.seqs {
             if len == 0 {
@@ -850,27 +840,13 @@ impl Embedder {
         let mut wbuf = Vec::new();
         for d in dense {
             let mut y = Vec::new();
-            d.forward(&x, &mut y, batch.len(), &mut wbuf);
+            d.forward(&x, &mut y, n, &mut wbuf);
             x = y;
         }
         if let Head::Model { normalize: true } = head {
             x.chunks_exact_mut(self.info.dim).for_each(l2_normalize);
         }
         x
-    }
-
-    /// The intra-op pool for single short inputs, built on first use (two threads start in ~0.1 ms;
-    /// the products of one sentence take ~3 ms on one core). `None` if threads cannot be started.
-    fn intra_pool(&self, threads: usize) -> Option<Arc<rayon::ThreadPool>> {
-        let mut slot = self.intra.lock().ok()?;
-        if let Some(p) = slot.as_ref().filter(|p| p.current_num_threads() == threads) {
-            return Some(p.clone());
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .ok()?;
-        Some(slot.insert(Arc::new(pool)).clone())
     }
 
     fn take_workspace(&self) -> Workspace {

@@ -3,6 +3,9 @@
 //! except the weight-conversion scratch, which is reused.
 
 mod skinny;
+mod team;
+
+pub(crate) use team::{Team, with_team};
 
 use std::borrow::Cow;
 
@@ -42,7 +45,7 @@ pub(crate) fn cpu_level() -> CpuLevel {
 }
 
 /// Up to this many rows, [`skinny`] kernels beat a packing GEMM (they read each weight once).
-const SKINNY_MAX_ROWS: usize = 32;
+pub(crate) const SKINNY_MAX_ROWS: usize = 32;
 
 /// `c[m, n] = beta * c + a[m, k] · b[k, n]`, with explicit (row, column) strides for each operand.
 /// Strides let us multiply by transposed weights and by per-head column slices without copies.
@@ -107,8 +110,16 @@ pub(crate) struct Linear<'a> {
 const CONVERT_ROWS: usize = 64;
 
 impl Linear<'_> {
-    /// `y[t, out] = x[t, in] · Wᵀ + b`. `wbuf` is scratch for converting f16/bf16 weights.
-    pub(crate) fn forward(&self, x: &[f32], y: &mut [f32], t: usize, wbuf: &mut Vec<f32>) {
+    /// `y[t, out] = x[t, in] · Wᵀ + b`. `wbuf` is scratch for converting f16/bf16 weights; `team`, if
+    /// given, shares products of few rows with a helper thread.
+    pub(crate) fn forward<'s>(
+        &'s self,
+        x: &[f32],
+        y: &mut [f32],
+        t: usize,
+        wbuf: &mut Vec<f32>,
+        team: Option<&Team<'s>>,
+    ) {
         let (k, n) = (self.in_dim, self.out_dim);
         let y = &mut y[..t * n];
         let beta = match &self.bias {
@@ -127,26 +138,10 @@ impl Linear<'_> {
             if beta == 0.0 {
                 y.fill(0.0);
             }
-            // Inside an intra-op pool (few rows, several threads): the weight rows are split in two
-            // halves; this thread writes its columns in place, the other into `wbuf`, added after.
-            if rayon::current_thread_index().is_some()
-                && rayon::current_num_threads() > 1
-                && n >= 64
-            {
-                let h = n / 2 / 4 * 4;
-                let (wa, wb) = rows.split_at(h, k);
-                wbuf.clear();
-                wbuf.resize(t * (n - h), 0.0);
-                let right = &mut wbuf[..];
-                rayon::join(
-                    || matmul_nt(x, wa, y, t, k, h, n),
-                    || matmul_nt(x, wb, right, t, k, n - h, n - h),
-                );
-                for (row, part) in y.chunks_exact_mut(n).zip(wbuf.chunks_exact(n - h)) {
-                    row[h..].iter_mut().zip(part).for_each(|(o, p)| *o += p);
-                }
-            } else {
-                matmul_nt(x, rows, y, t, k, n, n);
+            match team {
+                // Only worth splitting for wide products; narrow ones stay on this thread.
+                Some(team) if n >= 64 => team.matmul(x, rows, y, (t, k, n)),
+                _ => matmul_nt(x, rows, y, t, k, n, n),
             }
             return;
         }
@@ -415,8 +410,8 @@ mod tests {
             out_dim: n,
         };
         let (mut y1, mut y2, mut buf) = (vec![0.0; 3 * n], vec![0.0; 3 * n], Vec::new());
-        lin(Mat::F32(Cow::Borrowed(&w))).forward(&x, &mut y1, 3, &mut buf);
-        lin(Mat::F16(Cow::Borrowed(&wh))).forward(&x, &mut y2, 3, &mut buf);
+        lin(Mat::F32(Cow::Borrowed(&w))).forward(&x, &mut y1, 3, &mut buf, None);
+        lin(Mat::F16(Cow::Borrowed(&wh))).forward(&x, &mut y2, 3, &mut buf, None);
         // These weights are exact in f16, so the results must agree to rounding.
         for (a, b) in y1.iter().zip(&y2) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
