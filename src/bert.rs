@@ -1,12 +1,68 @@
-//! BERT encoder (`BertModel` without the pooler), f32 compute over weights borrowed from the checkpoint.
-//! Layer and tensor names follow the Hugging Face checkpoint (`encoder.layer.N.attention.self.query`, ...);
-//! each layer has `load` and `forward`. Sequences are *packed*: a batch is the concatenation of its
+//! The BERT-family encoder (`BertModel`, `RobertaModel`/`XLMRobertaModel`, `MPNetModel`, without the
+//! pooler), f32 compute over weights borrowed from the checkpoint. Layer and tensor names follow the
+//! Hugging Face checkpoints (`encoder.layer.N.attention.self.query`, MPNet's `attention.attn.q`, ...);
+//! each layer has `load` and `forward`. The flavours differ only in position ids (RoBERTa and MPNet
+//! count from `padding_idx + 1`), token types (absent in MPNet), tensor names, and MPNet's relative
+//! position bias added to every attention score. Sequences are *packed*: a batch is the concatenation of its
 //! sequences' tokens, so no work is spent on padding; attention runs per sequence.
+
+use std::borrow::Cow;
 
 use crate::config::TransformerConfig;
 use crate::error::{Error, Result};
 use crate::ops::{Activation, LayerNorm, Linear, Team, gemm, softmax_rows};
 use crate::weights::{Mat, SafeTensors};
+
+/// Which member of the BERT family a checkpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    Bert,
+    /// RoBERTa and XLM-RoBERTa: positions from `padding_idx + 1`.
+    Roberta,
+    /// MPNet: RoBERTa positions, no token types, relative position buckets.
+    MpNet,
+}
+
+impl Flavor {
+    /// From config.json's `architectures` (or `model_type`); `None` for anything else.
+    pub(crate) fn from_config(cfg: &TransformerConfig) -> Option<Self> {
+        let name = cfg.architectures.first().map(String::as_str).unwrap_or("");
+        let kind = cfg.model_type.as_str();
+        if name.starts_with("Bert") || (name.is_empty() && kind == "bert") {
+            Some(Flavor::Bert)
+        } else if name.starts_with("XLMRoberta")
+            || name.starts_with("Roberta")
+            || name.starts_with("Camembert")
+            || (name.is_empty() && matches!(kind, "roberta" | "xlm-roberta" | "camembert"))
+        {
+            Some(Flavor::Roberta)
+        } else if name.starts_with("MPNet") || (name.is_empty() && kind == "mpnet") {
+            Some(Flavor::MpNet)
+        } else {
+            None
+        }
+    }
+
+    /// Tensor names inside `encoder.layer.N`: q, k, v, attention output, its LayerNorm.
+    fn attention_names(self) -> [&'static str; 5] {
+        match self {
+            Flavor::MpNet => [
+                "attention.attn.q",
+                "attention.attn.k",
+                "attention.attn.v",
+                "attention.attn.o",
+                "attention.LayerNorm",
+            ],
+            _ => [
+                "attention.self.query",
+                "attention.self.key",
+                "attention.self.value",
+                "attention.output.dense",
+                "attention.output.LayerNorm",
+            ],
+        }
+    }
+}
 
 /// Dimensions read from config.json.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +72,8 @@ pub(crate) struct Dims {
     pub head_dim: usize,
     pub intermediate: usize,
     pub max_positions: usize,
+    /// Longest sequence the position table covers (RoBERTa/MPNet lose `padding_idx + 1` rows).
+    pub max_tokens: usize,
     pub vocab: usize,
 }
 
@@ -54,6 +112,7 @@ pub(crate) struct Workspace {
     ctx: Vec<f32>,        // [T, H] attention context, then attention output
     inter: Vec<f32>,      // [T, I]
     scores: Vec<f32>,     // [L, L] one head's attention probabilities
+    pos_bias: Vec<f32>,   // Σ over sequences of [heads, len, len] (MPNet relative position bias)
     wbuf: Vec<f32>,       // half-precision weight block converted to f32
 }
 
@@ -84,6 +143,8 @@ fn layer_norm<'a>(w: &'a SafeTensors, name: &str, dim: usize, eps: f32) -> Resul
 /// `embeddings.*`: word + position + token-type rows, then LayerNorm.
 #[derive(Debug)]
 struct BertEmbeddings<'a> {
+    /// RoBERTa/MPNet: `Some(padding_idx)`; positions count from `padding_idx + 1`, pads sit at it.
+    padding_idx: Option<u32>,
     word_embeddings: Mat<'a>,               // [vocab, H]
     position_embeddings: Mat<'a>,           // [max_positions, H]
     token_type_embeddings: Option<Mat<'a>>, // [type_vocab, H]
@@ -91,9 +152,19 @@ struct BertEmbeddings<'a> {
 }
 
 impl<'a> BertEmbeddings<'a> {
-    fn load(w: &'a SafeTensors, p: &str, cfg: &TransformerConfig, d: &Dims) -> Result<Self> {
+    fn load(
+        w: &'a SafeTensors,
+        p: &str,
+        cfg: &TransformerConfig,
+        d: &Dims,
+        flavor: Flavor,
+    ) -> Result<Self> {
         let types = format!("{p}embeddings.token_type_embeddings.weight");
         Ok(BertEmbeddings {
+            padding_idx: match flavor {
+                Flavor::Bert => None,
+                _ => Some(cfg.pad_token_id.unwrap_or(1)),
+            },
             word_embeddings: w.mat(
                 &format!("{p}embeddings.word_embeddings.weight"),
                 d.vocab,
@@ -104,7 +175,10 @@ impl<'a> BertEmbeddings<'a> {
                 d.max_positions,
                 d.hidden,
             )?,
-            token_type_embeddings: if cfg.type_vocab_size > 0 && w.contains(&types) {
+            token_type_embeddings: if flavor != Flavor::MpNet
+                && cfg.type_vocab_size > 0
+                && w.contains(&types)
+            {
                 Some(w.mat(&types, cfg.type_vocab_size, d.hidden)?)
             } else {
                 None
@@ -121,10 +195,20 @@ impl<'a> BertEmbeddings<'a> {
     /// Writes the embedded tokens of `batch` into `out` (`[T, H]`). Token type is 0 (single sentences).
     fn forward(&self, batch: &Packed, h: usize, out: &mut [f32]) {
         for &(start, len) in &batch.seqs {
-            for pos in 0..len {
-                let t = start + pos;
+            let mut seen = 0; // non-padding tokens so far (HF create_position_ids_from_input_ids)
+            for i in 0..len {
+                let t = start + i;
+                let id = batch.ids[t];
+                let pos = match self.padding_idx {
+                    None => i,
+                    Some(pad) if id == pad => pad as usize,
+                    Some(pad) => {
+                        seen += 1;
+                        pad as usize + seen
+                    }
+                };
                 let row = &mut out[t * h..(t + 1) * h];
-                self.word_embeddings.row_into(batch.ids[t] as usize, h, row);
+                self.word_embeddings.row_into(id as usize, h, row);
                 self.position_embeddings.add_row(pos, h, row);
                 if let Some(tt) = &self.token_type_embeddings {
                     tt.add_row(0, h, row);
@@ -149,19 +233,15 @@ struct BertLayer<'a> {
 }
 
 impl<'a> BertLayer<'a> {
-    fn load(w: &'a SafeTensors, p: &str, d: &Dims, eps: f32) -> Result<Self> {
+    fn load(w: &'a SafeTensors, p: &str, d: &Dims, eps: f32, flavor: Flavor) -> Result<Self> {
         let (h, i) = (d.hidden, d.intermediate);
+        let [q, k, v, o, ln] = flavor.attention_names();
         Ok(BertLayer {
-            query: linear(w, &format!("{p}.attention.self.query"), h, h)?,
-            key: linear(w, &format!("{p}.attention.self.key"), h, h)?,
-            value: linear(w, &format!("{p}.attention.self.value"), h, h)?,
-            attention_output: linear(w, &format!("{p}.attention.output.dense"), h, h)?,
-            attention_layer_norm: layer_norm(
-                w,
-                &format!("{p}.attention.output.LayerNorm"),
-                h,
-                eps,
-            )?,
+            query: linear(w, &format!("{p}.{q}"), h, h)?,
+            key: linear(w, &format!("{p}.{k}"), h, h)?,
+            value: linear(w, &format!("{p}.{v}"), h, h)?,
+            attention_output: linear(w, &format!("{p}.{o}"), h, h)?,
+            attention_layer_norm: layer_norm(w, &format!("{p}.{ln}"), h, eps)?,
             intermediate: linear(w, &format!("{p}.intermediate.dense"), i, h)?,
             output: linear(w, &format!("{p}.output.dense"), h, i)?,
             output_layer_norm: layer_norm(w, &format!("{p}.output.LayerNorm"), h, eps)?,
@@ -188,8 +268,12 @@ impl<'a> BertLayer<'a> {
         // Scaled dot-product attention, one sequence and head at a time; heads are column slices.
         let ctx = grow(&mut ws.ctx, t * h);
         let scale = 1.0 / (dh as f32).sqrt();
+        let mut bias_at = 0; // offset of this sequence's [heads, len, len] block in ws.pos_bias
         for &(start, len) in &batch.seqs {
             let scores = grow(&mut ws.scores, len * len); // [len, len]
+            let bias = (!ws.pos_bias.is_empty())
+                .then(|| &ws.pos_bias[bias_at..bias_at + d.heads * len * len]);
+            bias_at += d.heads * len * len;
             for head in 0..d.heads {
                 let off = start * h + head * dh;
                 // scores = q_h · k_hᵀ · scale
@@ -206,6 +290,10 @@ impl<'a> BertLayer<'a> {
                     scores,
                     (len, 1),
                 );
+                if let Some(b) = bias {
+                    let b = &b[head * len * len..(head + 1) * len * len];
+                    scores.iter_mut().zip(b).for_each(|(s, b)| *s += b);
+                }
                 softmax_rows(scores, len);
                 // ctx_h = scores · v_h
                 gemm(
@@ -250,6 +338,26 @@ pub(crate) struct BertModel<'a> {
     act: Activation,
     embeddings: BertEmbeddings<'a>,
     layers: Vec<BertLayer<'a>>,
+    /// MPNet: `encoder.relative_attention_bias.weight`, `[buckets, heads]`.
+    relative_bias: Option<(Cow<'a, [f32]>, usize)>,
+}
+
+/// MPNet's `relative_position_bucket` (bidirectional, max_distance 128), in f32 like PyTorch, so
+/// bucket edges fall exactly where the reference puts them.
+fn relative_bucket(relative_position: i64, num_buckets: usize) -> usize {
+    let half = (num_buckets / 2) as i64;
+    let n = -relative_position;
+    let mut ret = if n < 0 { half } else { 0 };
+    let n = n.abs();
+    let max_exact = half / 2;
+    if n < max_exact {
+        ret += n;
+    } else {
+        let scaled = (n as f32 / max_exact as f32).ln() / (128f64 / max_exact as f64).ln() as f32
+            * (half - max_exact) as f32;
+        ret += (max_exact + scaled as i64).min(half - 1);
+    }
+    ret as usize
 }
 
 impl<'a> BertModel<'a> {
@@ -258,6 +366,7 @@ impl<'a> BertModel<'a> {
     pub(crate) fn load(
         w: &'a SafeTensors,
         cfg: &TransformerConfig,
+        flavor: Flavor,
         config_path: &std::path::Path,
     ) -> Result<Self> {
         if cfg
@@ -290,21 +399,46 @@ impl<'a> BertModel<'a> {
             head_dim: cfg.hidden_size / cfg.num_attention_heads,
             intermediate: cfg.intermediate_size,
             max_positions: cfg.max_position_embeddings,
+            max_tokens: match flavor {
+                Flavor::Bert => cfg.max_position_embeddings,
+                _ => cfg
+                    .max_position_embeddings
+                    .saturating_sub(cfg.pad_token_id.unwrap_or(1) as usize + 1),
+            },
             vocab: cfg.vocab_size,
         };
         let prefix = tensor_prefix(w, "embeddings.word_embeddings.weight");
         // The word-embedding table (half the file) is only read a row per token.
         w.read_sparsely(&format!("{prefix}embeddings.word_embeddings.weight"));
         let eps = cfg.layer_norm_eps as f32;
-        let embeddings = BertEmbeddings::load(w, &prefix, cfg, &dims)?;
+        let embeddings = BertEmbeddings::load(w, &prefix, cfg, &dims, flavor)?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|l| BertLayer::load(w, &format!("{prefix}encoder.layer.{l}"), &dims, eps))
+            .map(|l| BertLayer::load(w, &format!("{prefix}encoder.layer.{l}"), &dims, eps, flavor))
             .collect::<Result<Vec<_>>>()?;
+        let relative_bias = match flavor {
+            Flavor::MpNet => {
+                let buckets = cfg.relative_attention_num_buckets.unwrap_or(32);
+                let name = format!("{prefix}encoder.relative_attention_bias.weight");
+                let table = match w.mat(&name, buckets, dims.heads)? {
+                    Mat::F32(t) => t,
+                    other => {
+                        let mut v = vec![0f32; buckets * dims.heads];
+                        for (r, row) in v.chunks_exact_mut(dims.heads).enumerate() {
+                            other.row_into(r, dims.heads, row);
+                        }
+                        Cow::Owned(v)
+                    }
+                };
+                Some((table, buckets))
+            }
+            _ => None,
+        };
         Ok(BertModel {
             dims,
             act,
             embeddings,
             layers,
+            relative_bias,
         })
     }
 
@@ -317,6 +451,21 @@ impl<'a> BertModel<'a> {
         team: Option<&Team<'m>>,
     ) {
         let h = self.dims.hidden;
+        ws.pos_bias.clear();
+        if let Some((table, buckets)) = &self.relative_bias {
+            // [heads, len, len] per sequence, shared by every layer.
+            let heads = self.dims.heads;
+            for &(_, len) in &batch.seqs {
+                for head in 0..heads {
+                    for i in 0..len {
+                        for j in 0..len {
+                            let b = relative_bucket(j as i64 - i as i64, *buckets);
+                            ws.pos_bias.push(table[b * heads + head]);
+                        }
+                    }
+                }
+            }
+        }
         let hidden = grow(&mut ws.hidden, batch.tokens() * h);
         self.embeddings.forward(batch, h, hidden);
         for layer in &self.layers {
@@ -350,5 +499,42 @@ pub(crate) fn check_ids(ids: &[u32], vocab: usize) -> Result<()> {
             "token id {id} is outside the model's vocabulary of {vocab}; tokenizer and weights do not match"
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mpnet_buckets() {
+        // Expected values from a float32 (numpy) transcription of transformers' MPNet
+        // relative_position_bucket(relative_position, num_buckets=32, max_distance=128).
+        let cases = [
+            (0, 0),
+            (1, 17),
+            (-1, 1),
+            (7, 23),
+            (-7, 7),
+            (8, 24),
+            (-8, 8),
+            (15, 25),
+            (-15, 9),
+            (16, 26),
+            (-16, 10),
+            (31, 27),
+            (32, 28),
+            (-32, 12),
+            (63, 29),
+            (64, 30),
+            (-64, 14),
+            (100, 31),
+            (127, 31),
+            (-128, 15),
+            (129, 31),
+        ];
+        for (rel, want) in cases {
+            assert_eq!(relative_bucket(rel, 32), want, "relative position {rel}");
+        }
     }
 }

@@ -36,6 +36,9 @@ pub struct TransformerConfig {
     /// Padding id (RoBERTa-style models count positions from it).
     #[serde(default)]
     pub pad_token_id: Option<u32>,
+    /// MPNet's relative position buckets (default 32).
+    #[serde(default)]
+    pub relative_attention_num_buckets: Option<usize>,
     /// Only `"absolute"` is implemented for BERT.
     #[serde(default)]
     pub position_embedding_type: Option<String>,

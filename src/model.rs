@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::bert::{BertModel, Packed, Workspace, check_ids};
+use crate::bert::{BertModel, Flavor, Packed, Workspace, check_ids};
 use crate::config::{
     DenseConfig, ModuleEntry, PoolingConfig, SentenceBertConfig, TokenizerConfig, TransformerConfig,
 };
@@ -245,15 +245,12 @@ impl Embedder {
             .first()
             .cloned()
             .unwrap_or_else(|| config.model_type.clone());
-        if !(arch == "BertModel"
-            || arch.starts_with("Bert")
-            || (arch.is_empty() && config.model_type == "bert"))
-        {
+        let Some(flavor) = Flavor::from_config(&config) else {
             return Err(Error::Unsupported {
                 what: "architecture",
                 name: arch,
             });
-        }
+        };
 
         let st_cfg: SentenceBertConfig = src
             .json(&join(tdir, "sentence_bert_config.json"))?
@@ -286,7 +283,9 @@ impl Embedder {
         let prefetch = weights.prefetch(|name| name.contains("encoder."));
         let tokenizer = load_tokenizer(&src, tdir)?;
         let config_path = src.label(&config_rel);
-        let encoder = Encoder::try_new(weights, |w| BertModel::load(w, &config, &config_path))?;
+        let encoder = Encoder::try_new(weights, |w| {
+            BertModel::load(w, &config, flavor, &config_path)
+        })?;
         let hidden = config.hidden_size;
 
         let mut pooling = None;
@@ -339,7 +338,8 @@ impl Embedder {
             layers: config.num_hidden_layers,
             hidden_size: hidden,
             dim,
-            max_seq_length: Some(max_seq_length),
+            // RoBERTa-style position tables hold padding_idx + 1 fewer usable rows.
+            max_seq_length: Some(max_seq_length.min(encoder.borrow_dependent().dims.max_tokens)),
             pooling: pooling.modes.iter().map(|m| m.name()).collect(),
             dense: dense.iter().map(|d| (d.in_dim(), d.out_dim())).collect(),
             normalize,
@@ -457,7 +457,7 @@ impl Embedder {
     }
 
     fn max_len(&self, opts: &EmbedOptions, encoder: &Encoder) -> Result<usize> {
-        let limit = encoder.borrow_dependent().dims.max_positions;
+        let limit = encoder.borrow_dependent().dims.max_tokens;
         match opts.max_length {
             None => Ok(self.info.max_seq_length.unwrap_or(limit)),
             Some(n) if n < self.tokenizer.num_special_tokens().max(1) || n > limit => {
@@ -469,9 +469,8 @@ impl Embedder {
         }
     }
 
-    /// Token ids for `text` exactly as the model consumes them: for transformers after
-    /// sentence-transformers' preprocessing (surrounding whitespace stripped, optional lowercasing,
-    /// truncation, special tokens); for static models as model2vec does (no specials, unknown dropped).
+    /// Token ids for `text` exactly as the model consumes them: for transformers as
+    /// sentence-transformers tokenizes (optional lowercasing, truncation, special tokens); for static models as model2vec does (no specials, unknown dropped).
     pub fn token_ids(&self, text: &str, opts: &EmbedOptions) -> Result<Vec<u32>> {
         let mut out = Vec::new();
         let (mut scratch, mut lower) = (Scratch::default(), String::new());
@@ -508,7 +507,8 @@ impl Embedder {
         scratch: &mut Scratch,
         lower: &mut String,
     ) -> Result<()> {
-        let text = py_strip(text);
+        // sentence-transformers 6.x passes the text as is (no strip): the XLM-R fixture's
+        // "   spaced   out   " keeps its leading and trailing "▁" tokens in the reference.
         let text = if do_lower_case {
             lower.clear();
             lower.push_str(&text.to_lowercase());
@@ -681,7 +681,7 @@ impl Embedder {
         let mut spans = Vec::with_capacity(seqs.len());
         for s in seqs {
             check_ids(s, dims.vocab)?;
-            if s.is_empty() || s.len() > dims.max_positions {
+            if s.is_empty() || s.len() > dims.max_tokens {
                 return Err(Error::InvalidOption(format!(
                     "sequence of {} tokens",
                     s.len()
@@ -886,10 +886,4 @@ fn load_tokenizer(src: &Source, tdir: &str) -> Result<Tokenizer> {
         src.label(&rel),
         "missing (and no vocab.txt either): the model has no tokenizer",
     ))
-}
-
-/// Python's `str.strip()`: sentence-transformers strips every text before tokenizing. Python's
-/// whitespace is Unicode White_Space plus the separators U+001C..U+001F.
-fn py_strip(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }

@@ -137,13 +137,27 @@ fn one_sentence_on_two_threads_equals_one_thread() {
     // From the second call on, one short text shares its products with a helper thread.
     let model = Embedder::from_dir(real_model()).unwrap();
     let dev = read_jsonl(&data("minilm-dev.jsonl"));
-    let one = EmbedOptions { threads: 1, ..Default::default() };
-    let two = EmbedOptions { threads: 2, ..Default::default() };
+    let one = EmbedOptions {
+        threads: 1,
+        ..Default::default()
+    };
+    let two = EmbedOptions {
+        threads: 2,
+        ..Default::default()
+    };
     model.embed(&["warm up"], &two).unwrap();
     for r in dev.iter().filter(|r| r.input_ids.len() <= 32) {
         let a = model.embed(&[r.text.as_str()], &one).unwrap();
         let b = model.embed(&[r.text.as_str()], &two).unwrap();
-        assert!(sembed::cosine(a.row(0), b.row(0)) > 0.999999, "{:?}", r.text);
-        assert!(sembed::cosine(b.row(0), &r.embedding) >= 0.99999, "{:?}", r.text);
+        assert!(
+            sembed::cosine(a.row(0), b.row(0)) > 0.999999,
+            "{:?}",
+            r.text
+        );
+        assert!(
+            sembed::cosine(b.row(0), &r.embedding) >= 0.99999,
+            "{:?}",
+            r.text
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Tiny random sentence-transformers models (tests/data/fixtures, made by make_tiny.py with
 //! sentence-transformers 6.2) against their reference.jsonl: exact ids and min cosine ≥ 0.99999.
+//! BERT (cls / max + dense / mean_sqrt_len), XLM-RoBERTa (Unigram tokenizer, RoBERTa positions) and
+//! MPNet (relative position buckets).
 
 mod common;
 
@@ -58,6 +60,31 @@ fn tiny_bert_max_dense() {
 #[test]
 fn tiny_bert_meansqrt() {
     check_fixture("tiny-bert-meansqrt", 32, &["mean_sqrt_len_tokens"], false);
+}
+
+#[test]
+fn tiny_xlmr_mean() {
+    check_fixture("tiny-xlmr-mean", 32, &["mean"], true);
+}
+
+#[test]
+fn tiny_mpnet_mean() {
+    check_fixture("tiny-mpnet-mean", 32, &["mean"], true);
+}
+
+#[test]
+fn roberta_position_table_limits_length() {
+    // max_position_embeddings 130 with padding_idx 1 leaves 128 positions.
+    let model = Embedder::from_dir(data("fixtures/tiny-xlmr-mean")).unwrap();
+    assert_eq!(model.info().max_seq_length, Some(128));
+    let opts = EmbedOptions {
+        max_length: Some(129),
+        ..Default::default()
+    };
+    assert!(matches!(
+        model.embed(&["x"], &opts),
+        Err(sembed::Error::InvalidOption(_))
+    ));
 }
 
 #[test]
