@@ -44,6 +44,16 @@ pub enum Error {
     /// The tokenizer failed on an input.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A text is longer than the model's limit and truncation is off.
+    #[error("input {index} ({preview:?}) is longer than {max} tokens and truncation is off")]
+    TooLong {
+        /// 0-based position of the text in the input.
+        index: usize,
+        /// The limit in tokens (specials included; characters × median token length for Model2Vec).
+        max: usize,
+        /// The text's first characters.
+        preview: String,
+    },
     /// A caller-supplied option is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),

@@ -63,6 +63,13 @@ pub struct EmbedOptions {
     pub normalize: Option<bool>,
     /// Truncation length in tokens (specials included); `None` uses the model's `max_seq_length`.
     pub max_length: Option<usize>,
+    /// Cut over-long texts (the default, as sentence-transformers does); `false` makes an over-long
+    /// text an [`Error::TooLong`] instead.
+    pub truncate: bool,
+    /// Keep only the first N dimensions (Matryoshka), as sentence-transformers' `truncate_dim`: applied
+    /// after the model's own modules (its Normalize included); `normalize: Some(true)` normalizes
+    /// again after the cut.
+    pub truncate_dim: Option<usize>,
 }
 
 impl Default for EmbedOptions {
@@ -72,8 +79,17 @@ impl Default for EmbedOptions {
             threads: 0,
             normalize: None,
             max_length: None,
+            truncate: true,
+            truncate_dim: None,
         }
     }
+}
+
+/// What happened during an [`Embedder::embed_with_report`] call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmbedReport {
+    /// Texts cut to the token limit (or, for Model2Vec models, to the character pre-cut).
+    pub truncated: usize,
 }
 
 /// What `sembed info` reports about a model.
@@ -153,10 +169,59 @@ enum Backend {
 /// What a transformer batch ends with.
 #[derive(Debug, Clone, Copy)]
 enum Head {
-    /// The model's pooling, dense layers and (optionally) normalization.
-    Model { normalize: bool },
+    /// The model's pooling, dense layers and normalization, then the caller's post-processing.
+    Model(Post),
     /// Plain mean of the last hidden states (distillation).
     TokenMean,
+}
+
+/// After the model's modules: sentence-transformers' `encode()` order — the model's Normalize module
+/// (unless switched off), then `truncate_dim`, then `normalize_embeddings`.
+#[derive(Debug, Clone, Copy)]
+struct Post {
+    module_normalize: bool,
+    truncate_dim: Option<usize>,
+    force_normalize: bool,
+}
+
+impl Post {
+    /// `dim`: the model's output width.
+    fn new(opts: &EmbedOptions, model_normalizes: bool, dim: usize) -> Result<Self> {
+        if let Some(t) = opts.truncate_dim
+            && (t == 0 || t > dim)
+        {
+            return Err(Error::InvalidOption(format!(
+                "truncate dim {t} is outside 1..={dim}"
+            )));
+        }
+        Ok(Post {
+            module_normalize: model_normalizes && opts.normalize != Some(false),
+            truncate_dim: opts.truncate_dim,
+            force_normalize: opts.normalize == Some(true),
+        })
+    }
+
+    fn out_dim(&self, dim: usize) -> usize {
+        self.truncate_dim.unwrap_or(dim)
+    }
+
+    /// Applies to `x` (`[n, dim]`), returning `[n, out_dim]`; `normalize` is the model's own
+    /// normalization (L2 for transformers, model2vec's for static models).
+    fn apply(&self, mut x: Vec<f32>, dim: usize, normalize: fn(&mut [f32])) -> Vec<f32> {
+        if self.module_normalize {
+            x.chunks_exact_mut(dim).for_each(normalize);
+        }
+        if let Some(t) = self.truncate_dim.filter(|&t| t < dim) {
+            x = x
+                .chunks_exact(dim)
+                .flat_map(|r| r[..t].iter().copied())
+                .collect();
+        }
+        if self.force_normalize {
+            x.chunks_exact_mut(self.out_dim(dim)).for_each(l2_normalize);
+        }
+        x
+    }
 }
 
 /// Model2Vec encoding settings (see `static_model`).
@@ -170,6 +235,24 @@ struct StaticPipeline {
     unk_id: Option<u32>,
     /// Ids the tokenizer can produce (every one has a table row, checked at load).
     vocab_size: usize,
+}
+
+/// With truncation off, an over-long text is an error that names it.
+fn too_long(opts: &EmbedOptions, index: usize, text: &str, max: usize) -> Result<()> {
+    if opts.truncate {
+        return Ok(());
+    }
+    let preview: String = text.chars().take(40).collect();
+    let more = if text.chars().nth(40).is_some() {
+        "…"
+    } else {
+        ""
+    };
+    Err(Error::TooLong {
+        index,
+        max,
+        preview: format!("{preview}{more}"),
+    })
 }
 
 /// What a modules.json entry is, from the last part of its Python class path (classic and 6.x names).
@@ -491,7 +574,9 @@ impl Embedder {
                     &mut lower,
                 )?;
             }
-            Backend::Static(p) => self.tokenize_static(text, p, opts, &mut out, &mut scratch)?,
+            Backend::Static(p) => {
+                self.tokenize_static(text, p, opts, &mut out, &mut scratch)?;
+            }
         }
         Ok(out)
     }
@@ -506,7 +591,7 @@ impl Embedder {
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
         lower: &mut String,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         // sentence-transformers 6.x passes the text as is (no strip): the XLM-R fixture's
         // "   spaced   out   " keeps its leading and trailing "▁" tokens in the reference.
         let text = if do_lower_case {
@@ -516,9 +601,11 @@ impl Embedder {
         } else {
             text
         };
-        self.tokenizer
+        let truncated = self
+            .tokenizer
             .encode_into(text, max_len, true, out, scratch)?;
-        check_ids(out, encoder.borrow_dependent().dims.vocab)
+        check_ids(out, encoder.borrow_dependent().dims.vocab)?;
+        Ok(truncated)
     }
 
     fn static_max_length(p: &StaticPipeline, opts: &EmbedOptions) -> Result<Option<usize>> {
@@ -536,8 +623,9 @@ impl Embedder {
         opts: &EmbedOptions,
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let max_length = Self::static_max_length(p, opts)?;
+        let full = text;
         let text = match max_length {
             Some(m) if text.len() > m => {
                 let median = *p
@@ -547,12 +635,17 @@ impl Embedder {
             }
             _ => text,
         };
-        self.tokenizer
-            .encode_into(text, max_length.unwrap_or(usize::MAX), false, out, scratch)?;
+        let cut = self.tokenizer.encode_into(
+            text,
+            max_length.unwrap_or(usize::MAX),
+            false,
+            out,
+            scratch,
+        )?;
         if let Some(unk) = p.unk_id {
             out.retain(|&id| id != unk);
         }
-        Ok(())
+        Ok(cut || text.len() < full.len())
     }
 
     /// Model2Vec: tokenize and average table rows, texts split across threads when there are many.
@@ -561,23 +654,26 @@ impl Embedder {
         texts: &[S],
         p: &StaticPipeline,
         opts: &EmbedOptions,
-    ) -> Result<Embeddings> {
+    ) -> Result<(Embeddings, EmbedReport)> {
         let dim = self.info.dim;
-        let normalize = opts.normalize.unwrap_or(self.normalize);
+        let post = Post::new(opts, self.normalize, dim)?;
+        let max = Self::static_max_length(p, opts)?.unwrap_or(usize::MAX);
         let model = p.table.borrow_dependent();
         let vocab = p.vocab_size;
         let mut out = vec![0f32; texts.len() * dim];
-        let work = |texts: &[S], out: &mut [f32]| -> Result<()> {
+        // Returns how many of `texts` were cut; `first` is the index of texts[0] (for errors).
+        let work = |texts: &[S], out: &mut [f32], first: usize| -> Result<usize> {
             let (mut ids, mut scratch, mut row) = (Vec::new(), Scratch::default(), Vec::new());
-            for (t, o) in texts.iter().zip(out.chunks_exact_mut(dim)) {
-                self.tokenize_static(t.as_ref(), p, opts, &mut ids, &mut scratch)?;
+            let mut cut = 0;
+            for (i, (t, o)) in texts.iter().zip(out.chunks_exact_mut(dim)).enumerate() {
+                if self.tokenize_static(t.as_ref(), p, opts, &mut ids, &mut scratch)? {
+                    too_long(opts, first + i, t.as_ref(), max)?;
+                    cut += 1;
+                }
                 check_ids(&ids, vocab)?;
                 model.embed_ids(&ids, o, &mut row);
-                if normalize {
-                    static_model::normalize(o);
-                }
             }
-            Ok(())
+            Ok(cut)
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = if opts.threads == 0 {
@@ -587,22 +683,28 @@ impl Embedder {
         };
         // Below a few thousand texts a thread costs more than it saves.
         let threads = threads.min(texts.len() / 2048).max(1);
-        if threads == 1 {
-            work(texts, &mut out)?;
+        let truncated = if threads == 1 {
+            work(texts, &mut out, 0)?
         } else {
             let per = texts.len().div_ceil(threads);
             std::thread::scope(|s| {
                 let handles: Vec<_> = texts
                     .chunks(per)
                     .zip(out.chunks_mut(per * dim))
-                    .map(|(t, o)| s.spawn(move || work(t, o)))
+                    .enumerate()
+                    .map(|(c, (t, o))| s.spawn(move || work(t, o, c * per)))
                     .collect();
                 handles
                     .into_iter()
-                    .try_for_each(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            })?;
-        }
-        Ok(Embeddings::new(dim, out))
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .sum::<Result<usize>>()
+            })?
+        };
+        let out = post.apply(out, dim, static_model::normalize);
+        Ok((
+            Embeddings::new(post.out_dim(dim), out),
+            EmbedReport { truncated },
+        ))
     }
 
     /// Embeds `texts`, returning one vector per text in input order.
@@ -611,6 +713,15 @@ impl Embedder {
         texts: &[S],
         opts: &EmbedOptions,
     ) -> Result<Embeddings> {
+        self.embed_with_report(texts, opts).map(|(e, _)| e)
+    }
+
+    /// Like [`embed`](Self::embed), also saying how many texts were truncated.
+    pub fn embed_with_report<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        opts: &EmbedOptions,
+    ) -> Result<(Embeddings, EmbedReport)> {
         if opts.batch_size == 0 {
             return Err(Error::InvalidOption("batch size must be at least 1".into()));
         }
@@ -623,33 +734,32 @@ impl Embedder {
             } => (encoder, *do_lower_case),
         };
         let max_len = self.max_len(opts, encoder)?;
+        let post = Post::new(opts, self.normalize, self.info.dim)?;
 
         // 1. Tokenize everything into one flat id buffer.
         let mut ids: Vec<u32> = Vec::new();
         let mut spans: Vec<(usize, usize)> = Vec::with_capacity(texts.len()); // (start, len) into ids
         let (mut buf, mut scratch, mut lower) = (Vec::new(), Scratch::default(), String::new());
-        for t in texts {
-            self.tokenize_transformer(
-                t.as_ref(),
+        let mut truncated = 0;
+        for (i, t) in texts.iter().enumerate() {
+            let text = t.as_ref();
+            if self.tokenize_transformer(
+                text,
                 max_len,
                 do_lower_case,
                 encoder,
                 &mut buf,
                 &mut scratch,
                 &mut lower,
-            )?;
+            )? {
+                too_long(opts, i, text, max_len)?;
+                truncated += 1;
+            }
             spans.push((ids.len(), buf.len()));
             ids.extend_from_slice(&buf);
         }
-
-        self.run_encoder(
-            &ids,
-            &spans,
-            opts,
-            Head::Model {
-                normalize: opts.normalize.unwrap_or(self.normalize),
-            },
-        )
+        let e = self.run_encoder(&ids, &spans, opts, Head::Model(post))?;
+        Ok((e, EmbedReport { truncated }))
     }
 
     /// Errors unless this is a transformer model (what distillation needs).
@@ -703,7 +813,7 @@ impl Embedder {
     ) -> Result<Embeddings> {
         let n_texts = spans.len();
         let dim = match head {
-            Head::Model { .. } => self.info.dim,
+            Head::Model(post) => post.out_dim(self.info.dim),
             Head::TokenMean => self.info.hidden_size,
         };
 
@@ -843,8 +953,8 @@ impl Embedder {
             d.forward(&x, &mut y, n, &mut wbuf);
             x = y;
         }
-        if let Head::Model { normalize: true } = head {
-            x.chunks_exact_mut(self.info.dim).for_each(l2_normalize);
+        if let Head::Model(post) = head {
+            x = post.apply(x, self.info.dim, l2_normalize);
         }
         x
     }

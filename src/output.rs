@@ -34,9 +34,15 @@ fn write_floats(w: &mut impl Write, row: &[f32], sep: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// The 128-byte-aligned header of a v1.0 `.npy` file holding `rows × cols` little-endian f32.
+/// The 64-byte-aligned header of a v1.0 `.npy` file holding `rows × cols` little-endian f32.
 pub fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    npy_header_typed("<f4", rows, cols)
+}
+
+/// The header of a v1.0 `.npy` file of dtype `descr` (`<f4`, `|i1`, `|u1`).
+fn npy_header_typed(descr: &str, rows: usize, cols: usize) -> Vec<u8> {
+    let dict =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // magic (6) + version (2) + header length (2) + dict + padding + '\n', to a multiple of 64.
     let unpadded = 10 + dict.len() + 1;
     let total = unpadded.div_ceil(64) * 64;
@@ -142,6 +148,114 @@ impl<W: Write> Writer<W> {
         self.w.flush()?;
         Ok(self.w)
     }
+}
+
+/// Reads a float32 C-order `.npy` of shape `(n, dim)` (what `--format npy` writes).
+pub fn read_npy(path: &std::path::Path) -> crate::Result<Embeddings> {
+    let bad = |why: &str| crate::Error::InvalidFile {
+        path: path.to_path_buf(),
+        reason: why.to_string(),
+    };
+    let b = std::fs::read(path).map_err(|e| crate::Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file"));
+    }
+    let (hlen, start) = match b[6] {
+        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
+        2 | 3 if b.len() >= 12 => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
+        _ => return Err(bad("unsupported .npy version")),
+    };
+    let header = b
+        .get(start..start + hlen)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| bad("truncated header"))?;
+    if !header.contains("'<f4'") || header.contains("'fortran_order': True") {
+        return Err(bad("expected little-endian float32 in C order"));
+    }
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .ok_or_else(|| bad("no shape"))?;
+    let dims: Vec<usize> = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().map_err(|_| bad("bad shape")))
+        .collect::<crate::Result<_>>()?;
+    let [rows, cols] = dims[..] else {
+        return Err(bad("expected a 2-D array"));
+    };
+    let data = &b[start + hlen..];
+    if cols == 0 || data.len() != rows * cols * 4 {
+        return Err(bad("data size does not match the shape"));
+    }
+    Ok(Embeddings::new(
+        cols,
+        data.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    ))
+}
+
+/// Writes quantized embeddings (`--precision`): integers in JSON, JSON Lines and CSV, `|i1`/`|u1` in npy.
+/// Raw `f32` output only takes float32.
+pub fn write_quantized(
+    w: &mut impl Write,
+    q: &crate::quantize::Quantized,
+    format: Format,
+) -> io::Result<()> {
+    use crate::quantize::Quantized;
+    let (width, values, descr, bytes): (usize, Vec<i64>, &str, Vec<u8>) = match q {
+        Quantized::F32(e) => return write(w, e, format),
+        Quantized::I8 { width, data } => (
+            *width,
+            data.iter().map(|&v| v as i64).collect(),
+            "|i1",
+            data.iter().map(|&v| v as u8).collect(),
+        ),
+        Quantized::U8 { width, data } => (
+            *width,
+            data.iter().map(|&v| v as i64).collect(),
+            "|u1",
+            data.clone(),
+        ),
+    };
+    let rows = values.len().checked_div(width).unwrap_or(0);
+    let join = |row: &[i64]| row.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    match format {
+        Format::F32 => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "raw f32 output holds float32 only; use npy, json, jsonl or csv for quantized embeddings",
+            ));
+        }
+        Format::Npy => {
+            w.write_all(&npy_header_typed(descr, rows, width))?;
+            w.write_all(&bytes)?;
+        }
+        Format::Json => {
+            let all: Vec<String> = values
+                .chunks(width.max(1))
+                .map(|r| format!("[{}]", join(r)))
+                .collect();
+            writeln!(w, "[{}]", all.join(",\n"))?;
+        }
+        Format::Jsonl => {
+            for (i, r) in values.chunks(width.max(1)).enumerate() {
+                writeln!(w, "{{\"index\":{i},\"embedding\":[{}]}}", join(r))?;
+            }
+        }
+        Format::Csv => {
+            for r in values.chunks(width.max(1)) {
+                writeln!(w, "{}", join(r))?;
+            }
+        }
+    }
+    w.flush()
 }
 
 #[cfg(test)]

@@ -610,3 +610,84 @@ fn distill_of_a_static_model_is_refused() {
     let err = fails(&mut c, 1);
     assert!(err.contains("unsupported distillation source"), "{err}");
 }
+
+#[test]
+fn truncation_note_and_no_truncate() {
+    let m = tiny();
+    let m = m.to_str().unwrap();
+    let long = "word ".repeat(100); // the tiny model's limit is 64 tokens
+    let out = sembed()
+        .args(["embed", "-m", m, "short", &long])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("note: 1 of 2 texts") && err.contains("truncated"),
+        "{err}"
+    );
+    let mut c = sembed();
+    c.args(["embed", "-m", m, "--no-truncate", "short", &long]);
+    let err = fails(&mut c, 1);
+    assert!(
+        err.contains("input 1") && err.contains("longer than 64 tokens"),
+        "{err}"
+    );
+}
+
+#[test]
+fn precision_outputs() {
+    let m = tiny();
+    let m = m.to_str().unwrap();
+    let rows = |p: &str| -> Vec<Vec<i64>> {
+        String::from_utf8(ok(&[
+            "embed",
+            "-m",
+            m,
+            "--precision",
+            p,
+            "a cat",
+            "a dog",
+            "stocks",
+        ]))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap())
+                .collect()
+        })
+        .collect()
+    };
+    let floats = jsonl_vectors(&ok(&["embed", "-m", m, "a cat", "a dog", "stocks"]));
+    let ub = rows("ubinary");
+    assert_eq!(ub[0].len(), 4, "32 dims -> 4 bytes");
+    for (q, (_, f)) in ub.iter().zip(&floats) {
+        for (j, &x) in f.iter().enumerate() {
+            assert_eq!(q[j / 8] as u8 & (0x80 >> (j % 8)) != 0, x > 0.0);
+        }
+    }
+    let b = rows("binary");
+    assert!(
+        b.iter()
+            .flatten()
+            .zip(ub.iter().flatten())
+            .all(|(s, u)| *s == u - 128)
+    );
+    for p in ["int8", "uint8"] {
+        let q = rows(p);
+        let (lo, hi) = if p == "int8" { (-128, 127) } else { (0, 255) };
+        assert!(q.iter().flatten().all(|v| (lo..=hi).contains(v)), "{p}");
+        assert_eq!(q[0].len(), 32);
+    }
+    // npy carries the integer dtype; raw f32 refuses quantized data.
+    let npy = ok(&["embed", "-m", m, "--precision", "int8", "-f", "npy", "a"]);
+    assert!(String::from_utf8_lossy(&npy[..80]).contains("'descr': '|i1'"));
+    let mut c = sembed();
+    c.args(["embed", "-m", m, "--precision", "int8", "-f", "f32", "a"]);
+    assert!(fails(&mut c, 2).contains("float32 only"));
+}

@@ -59,6 +59,13 @@ pub struct RunArgs {
     /// Truncate inputs to N tokens, special tokens included (default: the model's max_seq_length).
     #[arg(long, value_name = "N")]
     max_length: Option<usize>,
+    /// Make an over-long text an error instead of cutting it to the max length.
+    #[arg(long)]
+    no_truncate: bool,
+    /// Keep only the first N dimensions (Matryoshka models), after the model's own normalization;
+    /// add --normalize to re-normalize the shortened vectors.
+    #[arg(long, value_name = "N")]
+    truncate_dim: Option<usize>,
     /// Texts per forward pass.
     #[arg(long, value_name = "N", default_value_t = 32)]
     batch_size: usize,
@@ -80,6 +87,8 @@ impl RunArgs {
                 None
             },
             max_length: self.max_length,
+            truncate: !self.no_truncate,
+            truncate_dim: self.truncate_dim,
         }
     }
 }
@@ -91,6 +100,15 @@ enum OutputFormat {
     Npy,
     F32,
     Csv,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum PrecisionArg {
+    Float32,
+    Int8,
+    Uint8,
+    Binary,
+    Ubinary,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -118,6 +136,13 @@ pub struct EmbedArgs {
     /// Write to FILE instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Quantize as sentence-transformers' quantize_embeddings: int8/uint8 scale each dimension over
+    /// its range (from --calibration, else from these inputs); binary/ubinary pack sign bits.
+    #[arg(long, value_enum, default_value = "float32")]
+    precision: PrecisionArg,
+    /// float32 .npy (n, dim) of embeddings whose per-dimension min/max set the int8/uint8 ranges.
+    #[arg(long, value_name = "NPY")]
+    calibration: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]

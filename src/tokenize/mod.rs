@@ -148,7 +148,7 @@ impl Tokenizer {
     }
 
     /// Like [`encode`](Self::encode) into a reused buffer. `add_special` = false gives the bare text ids
-    /// (what Model2Vec uses), capped at `max_len`.
+    /// (what Model2Vec uses), capped at `max_len`. Returns whether the text was cut to fit.
     pub(crate) fn encode_into(
         &self,
         text: &str,
@@ -156,12 +156,9 @@ impl Tokenizer {
         add_special: bool,
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         match &self.backend {
-            Backend::Native(wp) => {
-                wp.encode_into(text, max_len, add_special, out, scratch);
-                Ok(())
-            }
+            Backend::Native(wp) => Ok(wp.encode_into(text, max_len, add_special, out, scratch)),
             Backend::Hf {
                 tok, num_special, ..
             } => {
@@ -173,6 +170,7 @@ impl Tokenizer {
                 } else {
                     max_len
                 };
+                let truncated = enc.len() > budget;
                 enc.truncate(budget, 0, tokenizers::TruncationDirection::Right);
                 if add_special {
                     enc = tok
@@ -181,7 +179,7 @@ impl Tokenizer {
                 }
                 out.clear();
                 out.extend_from_slice(enc.get_ids());
-                Ok(())
+                Ok(truncated)
             }
         }
     }

@@ -54,6 +54,7 @@ impl WordPiece {
 
     /// Tokenizes `text` into `out` (cleared first): prefix ids, at most `max_len - num_special()` text ids,
     /// suffix ids. `add_special` = false leaves out prefix/suffix and caps text ids at `max_len`.
+    /// Returns whether text ids were cut.
     pub(crate) fn encode_into(
         &self,
         text: &str,
@@ -61,7 +62,7 @@ impl WordPiece {
         add_special: bool,
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
-    ) {
+    ) -> bool {
         out.clear();
         if add_special {
             out.extend_from_slice(&self.prefix_ids);
@@ -72,17 +73,21 @@ impl WordPiece {
             max_len
         };
         let start = out.len();
+        // Tokenize one id past the budget: if it exists, the text was cut.
+        let limit = budget.saturating_add(1);
         self.split_added(text, |segment| match segment {
             Segment::Added(id) => {
                 out.push(id);
-                out.len() - start < budget
+                out.len() - start < limit
             }
-            Segment::Text(t) => self.encode_segment(t, budget, start, out, scratch),
+            Segment::Text(t) => self.encode_segment(t, limit, start, out, scratch),
         });
-        out.truncate(start + budget);
+        let truncated = out.len() - start > budget;
+        out.truncate(start.saturating_add(budget));
         if add_special {
             out.extend_from_slice(&self.suffix_ids);
         }
+        truncated
     }
 
     /// Walks `text`, reporting added tokens and the text between them; stops when `f` returns false.
@@ -256,6 +261,22 @@ mod tests {
     fn empty_text_is_just_specials() {
         assert_eq!(enc(&toy(), "", 512), [1, 2]);
         assert_eq!(enc(&toy(), " \t ", 512), [1, 2]);
+    }
+
+    #[test]
+    fn truncation_is_reported() {
+        let wp = toy();
+        let mut out = Vec::new();
+        assert!(!wp.encode_into("a a", 4, true, &mut out, &mut Scratch::default()));
+        assert!(wp.encode_into("a a a", 4, true, &mut out, &mut Scratch::default()));
+        assert_eq!(out, [1, 6, 6, 2]);
+        assert!(!wp.encode_into(
+            "a a a",
+            usize::MAX,
+            false,
+            &mut out,
+            &mut Scratch::default()
+        ));
     }
 
     #[test]

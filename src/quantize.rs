@@ -1,0 +1,225 @@
+//! Output precision, as sentence-transformers' `quantize_embeddings`:
+//! - `int8` / `uint8`: per dimension, `(x − min) / ((max − min) / 255)` (− 128 for int8), truncated
+//!   toward zero like numpy's `astype`; min/max from calibration embeddings, else from the embeddings
+//!   being quantized (so the result depends on the batch — pass calibration data for stable codes);
+//!   a dimension whose min equals its max maps to 0 (numpy divides 0 by 0 and casts the NaN to 0);
+//! - `binary`: `packbits(x > 0) − 128` as int8; `ubinary`: `packbits(x > 0)` (first dimension in the
+//!   most significant bit; rows padded with zero bits to whole bytes).
+
+use crate::embeddings::Embeddings;
+use crate::error::{Error, Result};
+
+/// Output precision (`--precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Unchanged.
+    Float32,
+    /// Scalar quantization to −128..=127.
+    Int8,
+    /// Scalar quantization to 0..=255.
+    Uint8,
+    /// Sign bits, packed, shifted to int8.
+    Binary,
+    /// Sign bits, packed.
+    Ubinary,
+}
+
+/// Quantized embeddings: `rows × width` values, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Quantized {
+    /// Float32 (unchanged).
+    F32(Embeddings),
+    /// int8 / binary.
+    I8 {
+        /// Values per row.
+        width: usize,
+        /// Row-major values.
+        data: Vec<i8>,
+    },
+    /// uint8 / ubinary.
+    U8 {
+        /// Values per row.
+        width: usize,
+        /// Row-major values.
+        data: Vec<u8>,
+    },
+}
+
+/// Per-dimension minimum and maximum of calibration embeddings (`[2, dim]` in sentence-transformers).
+#[derive(Debug, Clone)]
+pub struct Ranges {
+    min: Vec<f32>,
+    max: Vec<f32>,
+}
+
+impl Ranges {
+    /// Ranges of `e`'s columns; `None` when `e` is empty.
+    pub fn of(e: &Embeddings) -> Option<Self> {
+        let mut rows = e.rows();
+        let first = rows.next()?;
+        let (mut min, mut max) = (first.to_vec(), first.to_vec());
+        for r in rows {
+            for ((lo, hi), &v) in min.iter_mut().zip(max.iter_mut()).zip(r) {
+                *lo = lo.min(v);
+                *hi = hi.max(v);
+            }
+        }
+        Some(Ranges { min, max })
+    }
+}
+
+/// Quantizes `e` to `precision`; `calibration` supplies the int8/uint8 ranges (else `e`'s own).
+///
+/// ```
+/// use sembed::quantize::{quantize, Precision, Quantized};
+/// let e = sembed::Embeddings::new(8, vec![0.5, -1.0, 0.0, 2.0, -0.1, 0.3, 0.0, 1.0]);
+/// assert_eq!(quantize(&e, Precision::Ubinary, None).unwrap(), Quantized::U8 { width: 1, data: vec![0b1001_0101] });
+/// ```
+pub fn quantize(
+    e: &Embeddings,
+    precision: Precision,
+    calibration: Option<&Ranges>,
+) -> Result<Quantized> {
+    let dim = e.dim();
+    let scalar = |offset: f32| -> Result<Vec<f32>> {
+        let own;
+        let ranges = match calibration {
+            Some(r) => r,
+            None => {
+                own = Ranges::of(e);
+                match &own {
+                    Some(r) => r,
+                    None => return Ok(Vec::new()),
+                }
+            }
+        };
+        if ranges.min.len() != dim {
+            return Err(Error::InvalidOption(format!(
+                "calibration embeddings have {} dimensions, the model {dim}",
+                ranges.min.len()
+            )));
+        }
+        // float32 throughout, in numpy's order: (x - start) / step - offset
+        let steps: Vec<f32> = ranges
+            .min
+            .iter()
+            .zip(&ranges.max)
+            .map(|(lo, hi)| (hi - lo) / 255.0)
+            .collect();
+        Ok(e.rows()
+            .flat_map(|r| {
+                r.iter()
+                    .zip(&ranges.min)
+                    .zip(&steps)
+                    .map(move |((&x, &start), &step)| {
+                        if step > 0.0 {
+                            (x - start) / step - offset
+                        } else {
+                            0.0
+                        }
+                    })
+            })
+            .collect())
+    };
+    let pack = || -> Vec<u8> {
+        let width = dim.div_ceil(8);
+        let mut out = vec![0u8; e.len() * width];
+        for (r, row) in e.rows().enumerate() {
+            for (j, &x) in row.iter().enumerate() {
+                if x > 0.0 {
+                    out[r * width + j / 8] |= 0x80 >> (j % 8);
+                }
+            }
+        }
+        out
+    };
+    Ok(match precision {
+        Precision::Float32 => Quantized::F32(e.clone()),
+        // `as` saturates and truncates toward zero, as numpy's astype does for in-range values.
+        Precision::Int8 => Quantized::I8 {
+            width: dim,
+            data: scalar(128.0)?.into_iter().map(|v| v as i8).collect(),
+        },
+        Precision::Uint8 => Quantized::U8 {
+            width: dim,
+            data: scalar(0.0)?.into_iter().map(|v| v as u8).collect(),
+        },
+        Precision::Binary => Quantized::I8 {
+            width: dim.div_ceil(8),
+            data: pack()
+                .into_iter()
+                .map(|b| b.wrapping_sub(128) as i8)
+                .collect(),
+        },
+        Precision::Ubinary => Quantized::U8 {
+            width: dim.div_ceil(8),
+            data: pack(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e() -> Embeddings {
+        // 3 rows × 2 dims: column 0 spans -1..1, column 1 is constant.
+        Embeddings::new(2, vec![-1.0, 0.5, 0.0, 0.5, 1.0, 0.5])
+    }
+
+    #[test]
+    fn int8_and_uint8_use_column_ranges() {
+        // Expected values from numpy (float32, astype) as sentence-transformers computes them: the
+        // top of the range is 254.99998 in float32, hence 254 / 126.
+        assert_eq!(
+            quantize(&e(), Precision::Uint8, None).unwrap(),
+            Quantized::U8 {
+                width: 2,
+                data: vec![0, 0, 127, 0, 254, 0]
+            }
+        );
+        assert_eq!(
+            quantize(&e(), Precision::Int8, None).unwrap(),
+            Quantized::I8 {
+                width: 2,
+                data: vec![-128, 0, 0, 0, 126, 0]
+            }
+        );
+    }
+
+    #[test]
+    fn calibration_ranges_apply() {
+        let cal = Ranges::of(&Embeddings::new(2, vec![-2.0, 0.0, 2.0, 1.0])).unwrap();
+        let q = quantize(&e(), Precision::Uint8, Some(&cal)).unwrap();
+        // column 0: (x + 2) / (4/255): -1 -> 63.75 -> 63, 0 -> 127.5 -> 127, 1 -> 191.25 -> 191
+        assert_eq!(
+            q,
+            Quantized::U8 {
+                width: 2,
+                data: vec![63, 127, 127, 127, 191, 127]
+            }
+        );
+        let bad = Ranges::of(&Embeddings::new(3, vec![0.0; 3])).unwrap();
+        assert!(quantize(&e(), Precision::Int8, Some(&bad)).is_err());
+    }
+
+    #[test]
+    fn binary_packs_sign_bits_msb_first() {
+        let e = Embeddings::new(9, vec![1.0, 0.0, -1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+        // numpy: packbits -> [159, 128]; packbits - 128 as int8 -> [31, 0]
+        assert_eq!(
+            quantize(&e, Precision::Ubinary, None).unwrap(),
+            Quantized::U8 {
+                width: 2,
+                data: vec![159, 128]
+            }
+        );
+        assert_eq!(
+            quantize(&e, Precision::Binary, None).unwrap(),
+            Quantized::I8 {
+                width: 2,
+                data: vec![31, 0]
+            }
+        );
+    }
+}
