@@ -84,6 +84,17 @@ pub struct TokenizerConfig {
     pub do_lower_case: Option<bool>,
 }
 
+/// `config_sentence_transformers.json` (prompts only).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SentenceTransformersConfig {
+    /// Named prompts, e.g. `{"query": "query: "}`.
+    #[serde(default)]
+    pub prompts: std::collections::BTreeMap<String, String>,
+    /// The prompt used when the caller names none.
+    #[serde(default)]
+    pub default_prompt_name: Option<String>,
+}
+
 /// `1_Pooling/config.json`, in either the classic (booleans) or the 6.x (`pooling_mode`) form.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PoolingConfig {

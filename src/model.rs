@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::bert::{BertModel, Flavor, Packed, Workspace, check_ids};
 use crate::config::{
-    DenseConfig, ModuleEntry, PoolingConfig, SentenceBertConfig, TokenizerConfig, TransformerConfig,
+    DenseConfig, ModuleEntry, PoolingConfig, SentenceBertConfig, SentenceTransformersConfig,
+    TokenizerConfig, TransformerConfig,
 };
 use crate::dense::Dense;
 use crate::embeddings::Embeddings;
@@ -70,6 +71,11 @@ pub struct EmbedOptions {
     /// after the model's own modules (its Normalize included); `normalize: Some(true)` normalizes
     /// again after the cut.
     pub truncate_dim: Option<usize>,
+    /// A prompt by name from the model's `config_sentence_transformers.json` (e.g. `query`).
+    pub prompt_name: Option<String>,
+    /// A literal prompt prepended to every text; takes precedence over `prompt_name`. Without
+    /// either, the model's `default_prompt_name` applies, as in sentence-transformers.
+    pub prompt: Option<String>,
 }
 
 impl Default for EmbedOptions {
@@ -81,6 +87,8 @@ impl Default for EmbedOptions {
             max_length: None,
             truncate: true,
             truncate_dim: None,
+            prompt_name: None,
+            prompt: None,
         }
     }
 }
@@ -115,6 +123,10 @@ pub struct ModelInfo {
     pub normalize: bool,
     /// Tokenizer description.
     pub tokenizer: String,
+    /// Named prompts (`config_sentence_transformers.json`), and the default one's name.
+    pub prompts: Vec<(String, String)>,
+    /// The prompt used when none is named.
+    pub default_prompt: Option<String>,
     /// Storage dtype of the weights.
     pub weights_dtype: &'static str,
     /// Where the files came from.
@@ -161,6 +173,7 @@ enum Backend {
         pooling: Pooling,
         dense: Vec<Dense>,
         do_lower_case: bool,
+        prompts: SentenceTransformersConfig,
     },
     /// A Model2Vec table lookup.
     Static(StaticPipeline),
@@ -179,6 +192,8 @@ enum Head {
 /// (unless switched off), then `truncate_dim`, then `normalize_embeddings`.
 #[derive(Debug, Clone, Copy)]
 struct Post {
+    /// Leading tokens left out of pooling: the prompt's, when the pooling has `include_prompt: false`.
+    skip_tokens: usize,
     module_normalize: bool,
     truncate_dim: Option<usize>,
     force_normalize: bool,
@@ -195,6 +210,7 @@ impl Post {
             )));
         }
         Ok(Post {
+            skip_tokens: 0,
             module_normalize: model_normalizes && opts.normalize != Some(false),
             truncate_dim: opts.truncate_dim,
             force_normalize: opts.normalize == Some(true),
@@ -411,6 +427,17 @@ impl Embedder {
             }
         }
         let pooling = pooling.unwrap_or_else(Pooling::mean);
+        let prompts: SentenceTransformersConfig = src
+            .json("config_sentence_transformers.json")?
+            .unwrap_or_default();
+        if let Some(name) = &prompts.default_prompt_name
+            && !prompts.prompts.contains_key(name)
+        {
+            return Err(Error::invalid(
+                src.label("config_sentence_transformers.json"),
+                format!("default_prompt_name `{name}` is not among the prompts"),
+            ));
+        }
         if dense.is_empty() {
             dim = pooling.output_dim(hidden);
         }
@@ -427,6 +454,12 @@ impl Embedder {
             dense: dense.iter().map(|d| (d.in_dim(), d.out_dim())).collect(),
             normalize,
             tokenizer: tokenizer.kind(),
+            prompts: prompts
+                .prompts
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            default_prompt: prompts.default_prompt_name.clone(),
             weights_dtype: encoder.borrow_dependent().weight_dtype(),
             source: src.describe(),
         };
@@ -437,6 +470,7 @@ impl Embedder {
                 pooling,
                 dense,
                 do_lower_case: st_cfg.do_lower_case,
+                prompts,
             },
             tokenizer,
             normalize,
@@ -491,6 +525,8 @@ impl Embedder {
             dense: Vec::new(),
             normalize,
             tokenizer: tokenizer.kind(),
+            prompts: Vec::new(),
+            default_prompt: None,
             weights_dtype: model.dtype_name(),
             source: src.describe(),
         };
@@ -725,24 +761,61 @@ impl Embedder {
         if opts.batch_size == 0 {
             return Err(Error::InvalidOption("batch size must be at least 1".into()));
         }
-        let (encoder, do_lower_case) = match &self.backend {
+        let (encoder, do_lower_case, prompts, pooling) = match &self.backend {
             Backend::Static(p) => return self.embed_static(texts, p, opts),
             Backend::Transformer {
                 encoder,
                 do_lower_case,
+                prompts,
+                pooling,
                 ..
-            } => (encoder, *do_lower_case),
+            } => (encoder, *do_lower_case, prompts, pooling),
         };
         let max_len = self.max_len(opts, encoder)?;
-        let post = Post::new(opts, self.normalize, self.info.dim)?;
+        let mut post = Post::new(opts, self.normalize, self.info.dim)?;
+
+        // Prompts as sentence-transformers applies them: prepended to every text; with
+        // include_prompt = false, pooling skips the prompt's tokens (its ids minus the trailing [SEP]).
+        let prompt = match (&opts.prompt, &opts.prompt_name) {
+            (Some(p), _) => Some(p.as_str()),
+            (None, Some(name)) => Some(prompts.prompts.get(name).map(String::as_str).ok_or_else(
+                || {
+                    let known: Vec<&str> = prompts.prompts.keys().map(String::as_str).collect();
+                    Error::InvalidOption(format!(
+                        "no prompt named `{name}` (this model has: {})",
+                        known.join(", ")
+                    ))
+                },
+            )?),
+            (None, None) => prompts
+                .default_prompt_name
+                .as_ref()
+                .and_then(|n| prompts.prompts.get(n))
+                .map(String::as_str),
+        }
+        .filter(|p| !p.is_empty());
+        if let Some(p) = prompt
+            && !pooling.include_prompt
+        {
+            post.skip_tokens = self.tokenizer.encode(p, max_len)?.len().saturating_sub(1);
+        }
 
         // 1. Tokenize everything into one flat id buffer.
         let mut ids: Vec<u32> = Vec::new();
         let mut spans: Vec<(usize, usize)> = Vec::with_capacity(texts.len()); // (start, len) into ids
         let (mut buf, mut scratch, mut lower) = (Vec::new(), Scratch::default(), String::new());
         let mut truncated = 0;
+        let mut prompted = String::new();
         for (i, t) in texts.iter().enumerate() {
-            let text = t.as_ref();
+            let text = match prompt {
+                Some(p) => {
+                    prompted.clear();
+                    prompted.push_str(p);
+                    prompted.push_str(t.as_ref());
+                    prompted.as_str()
+                }
+                None => t.as_ref(),
+            };
             if self.tokenize_transformer(
                 text,
                 max_len,
@@ -939,11 +1012,20 @@ impl Embedder {
                 // Only possible for tokenizers without special tokens and an empty text.
                 pooled.resize(pooled.len() + pool_dim, 0.0);
             } else {
-                pooling.pool(
-                    &ws.hidden[start * hidden..(start + len) * hidden],
-                    hidden,
-                    &mut pooled,
-                );
+                let skip = match head {
+                    Head::Model(post) => post.skip_tokens.min(len),
+                    Head::TokenMean => 0,
+                };
+                if skip == len {
+                    // Every token is prompt: sentence-transformers' fully masked pooling gives zeros.
+                    pooled.resize(pooled.len() + pool_dim, 0.0);
+                } else {
+                    pooling.pool(
+                        &ws.hidden[(start + skip) * hidden..(start + len) * hidden],
+                        hidden,
+                        &mut pooled,
+                    );
+                }
             }
         }
         let mut x = pooled;

@@ -41,6 +41,8 @@ impl PoolingMode {
 pub struct Pooling {
     /// Active modes in output order.
     pub modes: Vec<PoolingMode>,
+    /// Whether prompt tokens take part (sentence-transformers' `include_prompt`, default true).
+    pub include_prompt: bool,
 }
 
 impl Pooling {
@@ -82,13 +84,17 @@ impl Pooling {
         if modes.is_empty() {
             return Err(Error::invalid(path, "no pooling mode is enabled"));
         }
-        Ok(Pooling { modes })
+        Ok(Pooling {
+            modes,
+            include_prompt: cfg.include_prompt.unwrap_or(true),
+        })
     }
 
     /// Mean pooling only (Model2Vec and the default when a model has no Pooling module).
     pub fn mean() -> Self {
         Pooling {
             modes: vec![PoolingMode::Mean],
+            include_prompt: true,
         }
     }
 
@@ -150,6 +156,7 @@ mod tests {
         let mut out = Vec::new();
         Pooling {
             modes: modes.to_vec(),
+            include_prompt: true,
         }
         .pool(states, h, &mut out);
         out

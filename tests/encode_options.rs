@@ -156,3 +156,109 @@ fn truncation_is_counted_or_refused() {
         0
     );
 }
+
+/// A copy of a tiny fixture with prompts, optionally with `include_prompt: false`.
+fn prompted_fixture(name: &str, include_prompt: bool) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    let src = data(&format!("fixtures/{name}"));
+    for entry in walk(&src) {
+        let rel = entry.strip_prefix(&src).unwrap();
+        std::fs::create_dir_all(m.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&entry, m.join(rel)).unwrap();
+    }
+    std::fs::write(
+        m.join("config_sentence_transformers.json"),
+        r#"{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "query"}"#,
+    )
+    .unwrap();
+    let pool = m.join("1_Pooling/config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&pool).unwrap()).unwrap();
+    cfg["include_prompt"] = serde_json::Value::Bool(include_prompt);
+    std::fs::write(&pool, cfg.to_string()).unwrap();
+    (dir, m)
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
+#[test]
+fn prompts_are_prepended_as_sentence_transformers_does() {
+    let (_d, m) = prompted_fixture("tiny-bert-meansqrt", true);
+    let model = Embedder::from_dir(&m).unwrap();
+    assert_eq!(model.info().default_prompt.as_deref(), Some("query"));
+    let no_prompt = EmbedOptions {
+        prompt: Some(String::new()),
+        ..Default::default()
+    };
+    let by_hand = |p: &str| {
+        model
+            .embed(&[format!("{p}a man plays")], &no_prompt)
+            .unwrap()
+    };
+    // The default prompt applies without options; a name picks another; a literal overrides both.
+    let default = model
+        .embed(&["a man plays"], &EmbedOptions::default())
+        .unwrap();
+    assert_eq!(default, by_hand("query: "));
+    let named = EmbedOptions {
+        prompt_name: Some("passage".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        model.embed(&["a man plays"], &named).unwrap(),
+        by_hand("passage: ")
+    );
+    let literal = EmbedOptions {
+        prompt: Some("x: ".into()),
+        prompt_name: Some("passage".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        model.embed(&["a man plays"], &literal).unwrap(),
+        by_hand("x: ")
+    );
+    let unknown = EmbedOptions {
+        prompt_name: Some("nope".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        model.embed(&["x"], &unknown),
+        Err(sembed::Error::InvalidOption(_))
+    ));
+}
+
+#[test]
+fn include_prompt_false_leaves_prompt_tokens_out_of_pooling() {
+    let (_d1, with) = prompted_fixture("tiny-bert-meansqrt", true);
+    let (_d2, without) = prompted_fixture("tiny-bert-meansqrt", false);
+    let (a, b) = (
+        Embedder::from_dir(&with).unwrap(),
+        Embedder::from_dir(&without).unwrap(),
+    );
+    let opts = EmbedOptions::default();
+    // Same encoder and text: only the pooled token range differs.
+    let ea = a.embed(&["a man plays"], &opts).unwrap();
+    let eb = b.embed(&["a man plays"], &opts).unwrap();
+    assert_ne!(ea, eb);
+    // Without a prompt there is nothing to leave out.
+    let none = EmbedOptions {
+        prompt: Some(String::new()),
+        ..Default::default()
+    };
+    assert_eq!(
+        a.embed(&["a man plays"], &none).unwrap(),
+        b.embed(&["a man plays"], &none).unwrap()
+    );
+}

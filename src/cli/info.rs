@@ -23,11 +23,30 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             "dense": dense,
             "normalize": i.normalize,
             "tokenizer": i.tokenizer,
+            "prompts": i.prompts.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "default_prompt": i.default_prompt,
             "weights": i.weights_dtype,
             "source": i.source,
         });
         format!("{v:#}\n")
     } else {
+        let prompts = if i.prompts.is_empty() {
+            "none".to_string()
+        } else {
+            let list: Vec<String> = i
+                .prompts
+                .iter()
+                .map(|(k, v)| {
+                    let default = if i.default_prompt.as_ref() == Some(k) {
+                        " (default)"
+                    } else {
+                        ""
+                    };
+                    format!("{k}={v:?}{default}")
+                })
+                .collect();
+            list.join(", ")
+        };
         let dense = if dense.is_empty() {
             "none".to_string()
         } else {
@@ -36,7 +55,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
         format!(
             "name:           {}\narchitecture:   {}\ndimensions:     {}\n\
              max length:     {}\npooling:        {}\ndense:          {}\nnormalize:      {}\n\
-             tokenizer:      {}\nweights:        {}\nsource:         {}\n",
+             tokenizer:      {}\nprompts:        {}\nweights:        {}\nsource:         {}\n",
             i.name,
             if i.layers > 0 {
                 format!(
@@ -53,6 +72,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             dense,
             if i.normalize { "yes" } else { "no" },
             i.tokenizer,
+            prompts,
             i.weights_dtype,
             i.source,
         )

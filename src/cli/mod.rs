@@ -66,6 +66,12 @@ pub struct RunArgs {
     /// add --normalize to re-normalize the shortened vectors.
     #[arg(long, value_name = "N")]
     truncate_dim: Option<usize>,
+    /// Prepend the model's prompt of this name (config_sentence_transformers.json), e.g. `query`.
+    #[arg(long, value_name = "NAME")]
+    prompt_name: Option<String>,
+    /// Prepend this text to every input (overrides --prompt-name and the model's default prompt).
+    #[arg(long, value_name = "TEXT")]
+    prompt: Option<String>,
     /// Texts per forward pass.
     #[arg(long, value_name = "N", default_value_t = 32)]
     batch_size: usize,
@@ -89,6 +95,8 @@ impl RunArgs {
             max_length: self.max_length,
             truncate: !self.no_truncate,
             truncate_dim: self.truncate_dim,
+            prompt_name: self.prompt_name.clone(),
+            prompt: self.prompt.clone(),
         }
     }
 }
