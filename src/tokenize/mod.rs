@@ -1,5 +1,5 @@
 //! Text → token ids. Two back ends behind one type:
-//! - `wordpiece`: a native BERT WordPiece tokenizer that loads in well under a millisecond;
+//! - `wordpiece`: a native BERT WordPiece tokenizer that loads in about a millisecond;
 //! - the Hugging Face `tokenizers` crate, for everything else (Unigram, BPE, unusual pipelines).
 //!
 //! `Tokenizer::from_json` reads a tokenizer.json and picks the native path only when it reproduces the

@@ -1,6 +1,6 @@
 //! The WordPiece vocabulary as one string arena plus two hash tables of spans into it: all entries, and
 //! the continuation entries (`##x`) keyed without their prefix. Building it costs one allocation per
-//! table instead of one per token, so a 30k-entry vocabulary loads in well under a millisecond.
+//! table instead of one per token, so a 30k-entry vocabulary loads in about a millisecond.
 
 use std::hash::BuildHasher;
 
