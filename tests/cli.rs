@@ -328,18 +328,6 @@ fn broken_copy() -> (tempfile::TempDir, PathBuf) {
     (dir, dest)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 fn embed_with(model: &Path) -> Command {
     let mut c = sembed();
     c.args(["embed", "--model", model.to_str().unwrap(), "hello"]);

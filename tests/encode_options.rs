@@ -161,12 +161,7 @@ fn truncation_is_counted_or_refused() {
 fn prompted_fixture(name: &str, include_prompt: bool) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("m");
-    let src = data(&format!("fixtures/{name}"));
-    for entry in walk(&src) {
-        let rel = entry.strip_prefix(&src).unwrap();
-        std::fs::create_dir_all(m.join(rel).parent().unwrap()).unwrap();
-        std::fs::copy(&entry, m.join(rel)).unwrap();
-    }
+    copy_dir(&data(&format!("fixtures/{name}")), &m);
     std::fs::write(
         m.join("config_sentence_transformers.json"),
         r#"{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "query"}"#,
@@ -178,19 +173,6 @@ fn prompted_fixture(name: &str, include_prompt: bool) -> (tempfile::TempDir, std
     cfg["include_prompt"] = serde_json::Value::Bool(include_prompt);
     std::fs::write(&pool, cfg.to_string()).unwrap();
     (dir, m)
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p))
-        } else {
-            out.push(p)
-        }
-    }
-    out
 }
 
 #[test]

@@ -35,6 +35,19 @@ pub fn real_model() -> PathBuf {
     .clone()
 }
 
+/// Copies a directory tree (test models into temp dirs, to modify or break them).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 /// Reads a float32 `.npy` (v1, C order): `(rows, cols, data)`.
 pub fn read_npy(path: &Path) -> (usize, usize, Vec<f32>) {
     let b = std::fs::read(path).unwrap();
