@@ -679,3 +679,65 @@ fn precision_outputs() {
     c.args(["embed", "-m", m, "--precision", "int8", "-f", "f32", "a"]);
     assert!(fails(&mut c, 2).contains("float32 only"));
 }
+
+#[test]
+fn output_to_a_fifo_or_symlink_is_written_in_place() {
+    // Renaming a temporary file over the target would replace a device (/dev/null!), FIFO or symlink
+    // with a plain file. Checked on a FIFO and a symlink of our own.
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let m = tiny();
+    ok(&[
+        "embed",
+        "-m",
+        m.to_str().unwrap(),
+        "-f",
+        "f32",
+        "-o",
+        fifo.to_str().unwrap(),
+        "x",
+    ]);
+    assert_eq!(reader.join().unwrap().len(), 32 * 4);
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "still a FIFO"
+    );
+
+    let target = dir.path().join("real.jsonl");
+    std::fs::write(
+        &target,
+        "old content that is longer than nothing\n".repeat(100),
+    )
+    .unwrap();
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    ok(&[
+        "embed",
+        "-m",
+        m.to_str().unwrap(),
+        "-o",
+        link.to_str().unwrap(),
+        "x",
+    ]);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "still a symlink"
+    );
+    assert_eq!(jsonl_vectors(&std::fs::read(&target).unwrap()).len(), 1);
+}

@@ -41,8 +41,10 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Csv => Format::Csv,
     };
     match &args.output {
-        Some(path) => {
-            // Written under a temporary name and renamed at the end: a failed run leaves no partial file.
+        // A regular file (or a new one) is written under a temporary name and renamed at the end, so a
+        // failed run leaves no partial file. Anything else — /dev/null, a FIFO, a symlink — is written
+        // in place: renaming over it would replace the device or link with a plain file.
+        Some(path) if is_plain_target(path) => {
             let name = path
                 .file_name()
                 .map_or("out".into(), |n| n.to_string_lossy().into_owned());
@@ -66,6 +68,22 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             }
             result?;
         }
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            emit(
+                &model,
+                &texts,
+                &opts,
+                format,
+                (precision, calibration.as_ref()),
+                BufWriter::new(f),
+            )?;
+        }
         None => emit(
             &model,
             &texts,
@@ -76,6 +94,14 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         )?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `path` is missing or a regular file (not a symlink, device, FIFO or socket).
+fn is_plain_target(path: &std::path::Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => m.file_type().is_file(),
+        Err(_) => true,
+    }
 }
 
 /// Float32 output streams; quantized output needs every vector first (int8/uint8 ranges may come from
