@@ -153,8 +153,6 @@ pub struct Embedder {
     src: Source,
     tokenizer_file: String,
     workspaces: Mutex<Vec<Workspace>>,
-    /// Set after the first forward pass (see `run_encoder`).
-    warm: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -478,7 +476,6 @@ impl Embedder {
             src,
             tokenizer_file: join(tdir, "tokenizer.json"),
             workspaces: Mutex::new(Vec::new()),
-            warm: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -546,7 +543,6 @@ impl Embedder {
             src,
             tokenizer_file: tok_rel,
             workspaces: Mutex::new(Vec::new()),
-            warm: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -921,10 +917,7 @@ impl Embedder {
         // 3. Run batches on worker threads (inline when one thread suffices). A single short batch
         //    with threads to spare (one sentence) shares its matrix products with a helper thread.
         let threads = want_threads.min(batches.len()).max(1);
-        // Only once warm: on the first pass the weights' pages are still being faulted or mapped in
-        // (by this thread and the prefetch thread), and a spinning helper measurably slowed one-shot
-        // runs (cold start 7.5 -> 9.6 ms, with high variance).
-        let split = batches.len() == 1 && want_threads > 1 && self.warm.load(Ordering::Relaxed);
+        let split = batches.len() == 1 && want_threads > 1;
         let mut out = vec![0f32; n_texts * dim];
         let scatter = |out: &mut [f32], b: usize, data: &[f32]| {
             for (j, &i) in batches[b].iter().enumerate() {
@@ -971,7 +964,6 @@ impl Embedder {
                 scatter(&mut out, b, &data);
             }
         }
-        self.warm.store(true, Ordering::Relaxed);
         Ok(Embeddings::new(dim, out))
     }
 

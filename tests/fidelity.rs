@@ -134,7 +134,7 @@ fn max_length_option_truncates_and_is_validated() {
 
 #[test]
 fn one_sentence_on_two_threads_equals_one_thread() {
-    // From the second call on, one short text shares its products with a helper thread.
+    // One short text on two threads shares its products with a helper thread.
     let model = Embedder::from_dir(real_model()).unwrap();
     let dev = read_jsonl(&data("minilm-dev.jsonl"));
     let one = EmbedOptions {
