@@ -40,6 +40,16 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::F32 => Format::F32,
         OutputFormat::Csv => Format::Csv,
     };
+    let run = |out: &mut dyn Write| {
+        emit(
+            &model,
+            &texts,
+            &opts,
+            format,
+            (precision, calibration.as_ref()),
+            out,
+        )
+    };
     match &args.output {
         // A regular file (or a new one) is written under a temporary name and renamed at the end, so a
         // failed run leaves no partial file. Anything else — /dev/null, a FIFO, a symlink — is written
@@ -51,15 +61,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             let tmp = path.with_file_name(format!(".{name}.sembed-{}", std::process::id()));
             let f =
                 File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-            let result = emit(
-                &model,
-                &texts,
-                &opts,
-                format,
-                (precision, calibration.as_ref()),
-                BufWriter::new(f),
-            )
-            .and_then(|()| {
+            let result = run(&mut BufWriter::new(f)).and_then(|()| {
                 std::fs::rename(&tmp, path)
                     .with_context(|| format!("cannot write {}", path.display()))
             });
@@ -75,23 +77,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
                 .truncate(true)
                 .open(path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
-            emit(
-                &model,
-                &texts,
-                &opts,
-                format,
-                (precision, calibration.as_ref()),
-                BufWriter::new(f),
-            )?;
+            run(&mut BufWriter::new(f))?;
         }
-        None => emit(
-            &model,
-            &texts,
-            &opts,
-            format,
-            (precision, calibration.as_ref()),
-            BufWriter::new(std::io::stdout().lock()),
-        )?,
+        None => run(&mut BufWriter::new(std::io::stdout().lock()))?,
     }
     Ok(ExitCode::SUCCESS)
 }
