@@ -14,9 +14,13 @@ SEMBED_CPU=avx2 cargo test --release --test fidelity
 # encodes to the vectors sembed gives.
 venv="${SEMBED_TEST_MODELS:-$HOME/.cache/sembed/test-models}/py-model2vec-0.10"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import model2vec" 2>/dev/null || "$venv/bin/python" -m pip install -q --disable-pip-version-check model2vec==0.10.0
+"$venv/bin/python" -c "import model2vec, huggingface_hub; assert huggingface_hub.__version__ == '2.4.0'" 2>/dev/null ||
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check model2vec==0.10.0 huggingface_hub==2.4.0
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 target/release/sembed distill --model "$(scripts/fetch-test-model.sh)" --output "$tmp/m2v"
 "$venv/bin/python" tests/interop/model2vec_loads_sembed_distill.py target/release/sembed "$tmp/m2v" tests/data/minilm-dev.jsonl
+# Interop: Python's huggingface_hub (same venv) and sembed share one Hugging Face cache, both ways,
+# through the loopback fake hub.
+SEMBED_TEST_PYTHON="$venv/bin/python" cargo test --release --test hub -- --ignored
 # The lean library (no built-in model) must build and pass its own tests too.
 cargo test --release --no-default-features --lib

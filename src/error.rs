@@ -54,6 +54,48 @@ pub enum Error {
         /// The text's first characters.
         preview: String,
     },
+    /// The model is not (fully) in the Hugging Face cache and downloads are off.
+    #[error(
+        "{model} is not in the Hugging Face cache ({detail}) and downloads are off (HF_HUB_OFFLINE or --offline): \
+         run `sembed models pull {model}` where the hub is reachable"
+    )]
+    Offline {
+        /// The model as named.
+        model: String,
+        /// What is missing, and where it was looked for.
+        detail: String,
+    },
+    /// The hub answered with an error status (401, 403, 404, ...).
+    #[error("{what}: the hub answered HTTP {status}: {hint}")]
+    Hub {
+        /// The model (and file) asked for.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// What to do about it.
+        hint: String,
+    },
+    /// The hub could not be reached, or a download kept failing.
+    #[error("cannot download {url}: {reason}")]
+    Network {
+        /// The URL at fault.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// A downloaded file's sha256 differs from the one the hub announced.
+    #[error(
+        "{file}: downloaded bytes do not match the hub's checksum (sha256 {expected}, got {actual}); \
+         the partial download was deleted, try again"
+    )]
+    Checksum {
+        /// The file in the repo.
+        file: String,
+        /// sha256 the hub announced (its ETag).
+        expected: String,
+        /// sha256 of what arrived.
+        actual: String,
+    },
     /// A caller-supplied option is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),

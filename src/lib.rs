@@ -23,6 +23,8 @@ mod dense;
 pub mod distill;
 mod embeddings;
 mod error;
+#[cfg(feature = "hub")]
+pub mod hub;
 mod model;
 pub mod normalize;
 mod ops;

@@ -297,6 +297,19 @@ impl Embedder {
         Self::load(Source::Dir(dir.to_path_buf()), name)
     }
 
+    /// Loads a model by hub id or alias (`sentence-transformers/all-MiniLM-L6-v2`, `bge-small-en-v1.5`,
+    /// `org/name@revision`): from the Hugging Face cache when it is there, else downloaded into it
+    /// (see [`crate::hub`]).
+    #[cfg(feature = "hub")]
+    pub fn from_hub(
+        model: &crate::hub::ModelRef,
+        hub: &crate::hub::Hub,
+        progress: &mut dyn crate::hub::Progress,
+    ) -> Result<Self> {
+        let dir = hub.resolve(model, progress)?;
+        Self::load(Source::Dir(dir), model.to_string())
+    }
+
     /// The built-in all-MiniLM-L6-v2 (float16 weights inside the binary; no files, no network).
     #[cfg(feature = "builtin")]
     pub fn builtin() -> Result<Self> {

@@ -6,6 +6,10 @@ mod embed;
 mod info;
 mod input;
 mod model;
+#[cfg(feature = "hub")]
+mod models;
+#[cfg(feature = "hub")]
+mod progress;
 mod similarity;
 
 use std::path::PathBuf;
@@ -36,15 +40,54 @@ enum Command {
     Info(InfoArgs),
     /// Distill a transformer into a Model2Vec static model (as Python model2vec's distill()).
     Distill(DistillArgs),
+    /// Models in the Hugging Face cache: list, pull, rm, and the short aliases.
+    #[cfg(feature = "hub")]
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[cfg(feature = "hub")]
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// Models in the Hugging Face cache (shared with Python), with their size and revisions.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a model into the cache (or check that it is there), and print its folder.
+    Pull {
+        /// `org/name[@revision]` or an alias.
+        #[arg(value_name = "MODEL")]
+        model: String,
+        /// Ask the hub for the revision's current commit even if the cache has the model.
+        #[arg(long)]
+        refresh: bool,
+        /// No network: only check the cache.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Delete a model (all its revisions) from the cache.
+    Rm {
+        /// `org/name` or an alias.
+        #[arg(value_name = "MODEL")]
+        model: String,
+    },
+    /// Short names accepted wherever a model is named.
+    Aliases,
 }
 
 /// Which model to use.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// A sentence-transformers model directory, or `builtin` (the default: all-MiniLM-L6-v2, float16,
-    /// compiled into this binary).
-    #[arg(long, short = 'm', value_name = "PATH")]
-    model: Option<PathBuf>,
+    /// A model directory; a Hugging Face id `org/name[@revision]`; an alias such as `all-MiniLM-L6-v2`
+    /// (`sembed models aliases`); or `builtin` (the default: all-MiniLM-L6-v2, float16, compiled into
+    /// this binary). Ids are looked up in the Hugging Face cache first and downloaded only if missing.
+    #[arg(long, short = 'm', value_name = "MODEL")]
+    model: Option<String>,
+    /// Never use the network (as HF_HUB_OFFLINE=1): a model id must already be in the cache.
+    #[arg(long)]
+    offline: bool,
 }
 
 /// How to run the model.
@@ -205,6 +248,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Similarity(a) => similarity::run(a),
         Command::Info(a) => info::run(a),
         Command::Distill(a) => distill::run(a),
+        #[cfg(feature = "hub")]
+        Command::Models(c) => models::run(c),
     }
 }
 

@@ -1,4 +1,6 @@
-//! `--model` resolution: a directory, or the built-in model.
+//! `--model` resolution: a directory, the built-in model, or a hub id / alias (via the cache).
+
+use std::path::Path;
 
 use anyhow::Context;
 use sembed::Embedder;
@@ -7,10 +9,41 @@ use super::ModelArgs;
 
 /// Loads the model named by `--model` (the built-in one when absent or `builtin`).
 pub fn load(args: &ModelArgs) -> anyhow::Result<Embedder> {
-    match args.model.as_deref() {
-        Some(p) if p.as_os_str() != "builtin" => Embedder::from_dir(p).context("cannot load model"),
-        _ => builtin(),
+    let name = match args.model.as_deref() {
+        None | Some("builtin") => return builtin(),
+        Some(name) => name,
+    };
+    let path = Path::new(name);
+    // An existing path always wins (as in sentence-transformers); so does anything that can only be a path.
+    if path.exists() || looks_like_path(name) || !cfg!(feature = "hub") {
+        return Embedder::from_dir(path).context("cannot load model");
     }
+    from_hub(name, args.offline)
+}
+
+fn looks_like_path(name: &str) -> bool {
+    name.starts_with(['.', '/', '~']) || name.contains('\\') || name.matches('/').count() > 1
+}
+
+#[cfg(feature = "hub")]
+fn from_hub(name: &str, offline: bool) -> anyhow::Result<Embedder> {
+    let model: sembed::hub::ModelRef = name.parse()?;
+    let hub = hub(offline);
+    let mut bar = super::progress::Bar::new();
+    Embedder::from_hub(&model, &hub, &mut bar).with_context(|| format!("cannot load model {model}"))
+}
+
+#[cfg(not(feature = "hub"))]
+fn from_hub(_: &str, _: bool) -> anyhow::Result<Embedder> {
+    unreachable!("without the hub feature every name is a path")
+}
+
+/// The hub as the environment configures it; `--offline` adds to HF_HUB_OFFLINE.
+#[cfg(feature = "hub")]
+pub fn hub(offline: bool) -> sembed::hub::Hub {
+    let mut opts = sembed::hub::HubOptions::from_env();
+    opts.offline |= offline;
+    sembed::hub::Hub::new(opts)
 }
 
 #[cfg(feature = "builtin")]

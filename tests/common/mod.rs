@@ -2,6 +2,9 @@
 //! scripts/fetch-test-model.sh, and the statistics the fidelity tests use.
 #![allow(dead_code)]
 
+#[cfg(feature = "hub")]
+pub mod fake_hub;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
