@@ -520,3 +520,30 @@ fn python_huggingface_hub_shares_the_cache_both_ways() {
     assert_eq!(py(true, &args), snap);
     assert!(fake.take_log().is_empty());
 }
+
+/// HTTP_PROXY is honoured: with the hub at a name that does not resolve, every request (hub and CDN)
+/// reaches the proxy (here the fake hub itself, answering CONNECT tunnels).
+#[test]
+fn requests_go_through_the_proxy_from_the_environment() {
+    let fake = serve_fixture();
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("sembed")
+        .unwrap()
+        .args(["models", "pull", REPO])
+        .env("HF_ENDPOINT", "http://hub.invalid")
+        .env("HF_HUB_CACHE", cache.path())
+        .env("HF_HUB_OFFLINE", "0")
+        .env("HTTP_PROXY", &fake.url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = fake.take_log();
+    assert!(!log.is_empty() && log.iter().all(|r| r.proxied), "{log:?}");
+    assert!(log.iter().any(|r| r.server == "cdn"), "{log:?}");
+}

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use sembed::hub::{ALIASES, ModelRef};
 
-use super::{ModelsCommand, model::hub, progress::Bar};
+use super::progress::{Bar, human};
+use super::{ModelsCommand, model::hub};
 
 pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
@@ -83,12 +84,4 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn human(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / 1e9),
-        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / 1e6),
-        b => format!("{:.1} kB", b as f64 / 1e3),
-    }
 }

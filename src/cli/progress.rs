@@ -1,10 +1,14 @@
-//! Download progress on stderr: a one-line bar redrawn in place when stderr is a terminal; when it
-//! is not (logs, CI), one line per model and nothing per byte.
+//! Download progress on stderr: one line redrawn in place when stderr is a terminal (large files keep
+//! their finished line, small ones are overwritten by the next); when it is not a terminal (logs, CI),
+//! one line per model and nothing per byte.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use sembed::hub::{ModelRef, Progress};
+
+/// Files at least this big keep their line once finished.
+const KEEP_LINE: u64 = 1 << 20;
 
 pub struct Bar {
     tty: bool,
@@ -14,6 +18,8 @@ pub struct Bar {
     started: Instant,
     start_bytes: u64,
     last_draw: Option<Instant>,
+    /// A line is on screen without its newline.
+    open_line: bool,
 }
 
 impl Bar {
@@ -26,6 +32,7 @@ impl Bar {
             started: Instant::now(),
             start_bytes: 0,
             last_draw: None,
+            open_line: false,
         }
     }
 
@@ -43,39 +50,40 @@ impl Bar {
         }
         self.last_draw = Some(now);
         let secs = (now - self.started).as_secs_f64().max(1e-3);
-        let rate = (self.done - self.start_bytes) as f64 / secs / 1e6;
+        let rate = human(((self.done - self.start_bytes) as f64 / secs) as u64);
         let line = match self.total {
             Some(t) if t > 0 => {
-                let frac = (self.done as f64 / t as f64).min(1.0);
-                let filled = (frac * 24.0) as usize;
+                let filled = ((self.done as f64 / t as f64).min(1.0) * 20.0) as usize;
                 format!(
-                    "{:<28} [{}{}] {:>6.1}/{:.1} MB {:>6.1} MB/s",
+                    "{} [{}{}] {} / {} {rate}/s",
                     self.file,
                     "#".repeat(filled),
-                    " ".repeat(24 - filled),
-                    self.done as f64 / 1e6,
-                    t as f64 / 1e6,
-                    rate
+                    "-".repeat(20 - filled),
+                    human(self.done),
+                    human(t),
                 )
             }
-            _ => format!(
-                "{:<28} {:>6.1} MB {:>6.1} MB/s",
-                self.file,
-                self.done as f64 / 1e6,
-                rate
-            ),
+            _ => format!("{} {} {rate}/s", self.file, human(self.done)),
         };
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2K{line}");
         let _ = err.flush();
+        self.open_line = true;
+    }
+
+    fn close_line(&mut self) {
+        if self.open_line {
+            eprintln!();
+            self.open_line = false;
+        }
     }
 }
 
 impl Progress for Bar {
     fn model(&mut self, model: &ModelRef, commit: &str, files: usize) {
+        self.close_line();
         eprintln!(
-            "sembed: downloading {model} ({} file{}, commit {})",
-            files,
+            "sembed: downloading {model} ({files} file{}, commit {})",
             if files == 1 { "" } else { "s" },
             &commit[..commit.len().min(10)]
         );
@@ -87,7 +95,6 @@ impl Progress for Bar {
         self.done = done;
         self.start_bytes = done;
         self.started = Instant::now();
-        self.last_draw = None;
         self.draw(true);
     }
 
@@ -97,10 +104,27 @@ impl Progress for Bar {
     }
 
     fn finish(&mut self) {
-        if self.tty && self.last_draw.is_some() {
-            self.draw(true);
-            eprintln!();
+        self.draw(true);
+        if self.done >= KEEP_LINE {
+            self.close_line();
         }
-        self.last_draw = None;
+    }
+
+    fn model_done(&mut self) {
+        if self.open_line && self.tty {
+            // The last small file's line goes; the big ones stay as the record.
+            eprint!("\r\x1b[2K");
+            self.open_line = false;
+        }
+    }
+}
+
+/// `12.3 MB`-style sizes (decimal units, as download tools print them).
+pub fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000_000 => format!("{:.1} GB", b as f64 / 1e9),
+        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b => format!("{b} B"),
     }
 }

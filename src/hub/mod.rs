@@ -41,8 +41,10 @@ pub trait Progress {
     fn advance(&mut self, _bytes: u64) {}
     /// The current file is over (finished or failed).
     fn finish(&mut self) {}
-    /// A model is about to be downloaded: `files` files from `endpoint`.
+    /// A model is about to be downloaded: `files` files at `commit`.
     fn model(&mut self, _model: &ModelRef, _commit: &str, _files: usize) {}
+    /// All files of the model are in place.
+    fn model_done(&mut self) {}
 }
 
 impl Progress for () {}
@@ -233,8 +235,12 @@ impl Hub {
         if !todo.is_empty() {
             progress.model(model, &commit, todo.len());
         }
+        let downloading = !todo.is_empty();
         for file in todo {
             self.fetch(&pin, file, progress)?;
+        }
+        if downloading {
+            progress.model_done();
         }
         self.cache.write_ref(model, &commit)?;
         Ok(snap)

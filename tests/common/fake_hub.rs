@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 pub struct Request {
     /// "hub" or "cdn".
     pub server: &'static str,
+    /// Arrived through a proxy tunnel (CONNECT).
+    pub proxied: bool,
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -150,28 +152,31 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
 
 fn serve(stream: TcpStream, server: &'static str, state: &Mutex<State>, cdn_url: &str) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    let Some((method, target, headers)) = read_head(&mut reader) else {
         return;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or_default();
-    let path = target.split('?').next().unwrap_or_default().to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.trim_end().split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
+    };
+    // As a proxy: `CONNECT host:port` opens a tunnel, then one request arrives through it, for the
+    // hub or the CDN depending on the tunnel's target.
+    let (server, proxied, method, target, headers) = if method == "CONNECT" {
+        let _ = (&stream).write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        let cdn_port = cdn_url.rsplit(':').next().unwrap_or_default();
+        let server = if target.ends_with(&format!(":{cdn_port}")) {
+            "cdn"
+        } else {
+            "hub"
+        };
+        let Some((m, t, h)) = read_head(&mut reader) else {
+            return;
+        };
+        (server, true, m, t, h)
+    } else {
+        (server, false, method, target, headers)
+    };
     let req = Request {
         server,
+        proxied,
         method,
-        path,
+        path: target.split('?').next().unwrap_or_default().to_string(),
         headers,
     };
     let mut st = state.lock().unwrap();
@@ -183,6 +188,29 @@ fn serve(stream: TcpStream, server: &'static str, state: &Mutex<State>, cdn_url:
     };
     drop(st);
     resp.send(stream, req.method == "HEAD");
+}
+
+type Head = (String, String, Vec<(String, String)>);
+
+fn read_head(reader: &mut BufReader<TcpStream>) -> Option<Head> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.trim_end().split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    Some((method, target, headers))
 }
 
 struct Resp {
