@@ -720,14 +720,13 @@ impl Embedder {
             }
             Ok(cut)
         };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = if opts.threads == 0 {
-            cores
-        } else {
-            opts.threads
+        // Below a few thousand texts a thread costs more than it saves (and so does asking how many
+        // cores there are: std reads the cgroup quota files).
+        let threads = match (texts.len() / 2048, opts.threads) {
+            (0 | 1, _) => 1,
+            (most, 0) => most.min(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            (most, t) => most.min(t),
         };
-        // Below a few thousand texts a thread costs more than it saves.
-        let threads = threads.min(texts.len() / 2048).max(1);
         let truncated = if threads == 1 {
             work(texts, &mut out, 0)?
         } else {

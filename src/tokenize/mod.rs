@@ -5,6 +5,7 @@
 //! `Tokenizer::from_json` reads a tokenizer.json and picks the native path only when it reproduces the
 //! file's pipeline exactly.
 
+mod json_scan;
 mod normalizer;
 mod vocab;
 mod wordpiece;
@@ -55,10 +56,22 @@ impl Tokenizer {
 
     /// Parses tokenizer.json content; `path` is only used in error messages.
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
-        let file: TokenizerFile<'_> = serde_json::from_slice(bytes)
-            .map_err(|e| Error::invalid(path, format!("not a valid tokenizer.json: {e}")))?;
-        let mut file = file;
-        if let Some(wp) = native_from_json(&mut file, path)? {
+        let invalid = |e: &dyn std::fmt::Display| {
+            Error::invalid(path, format!("not a valid tokenizer.json: {e}"))
+        };
+        let text = std::str::from_utf8(bytes).map_err(|e| invalid(&e))?;
+        // The vocabulary is most of the file: scan it once, by hand, and let serde_json parse the
+        // rest with an empty object in its place. Anything unexpected takes the plain serde path,
+        // which also produces the error messages.
+        let (vocab, rest) = json_scan::find_model_vocab(text)
+            .and_then(|start| {
+                let (vocab, len) = Vocab::from_json_object(&text[start..], "##").ok()?;
+                Some((vocab, [&text[..start], "{}", &text[start + len..]].concat()))
+            })
+            .unzip();
+        let file: TokenizerFile<'_> =
+            serde_json::from_str(rest.as_deref().unwrap_or(text)).map_err(|e| invalid(&e))?;
+        if let Some(wp) = native_from_json(&file, vocab, path)? {
             return Ok(Tokenizer {
                 backend: Backend::Native(wp),
             });
@@ -272,35 +285,36 @@ struct TokenizerFile<'a> {
     post_processor: Option<&'a RawValue>,
     #[serde(borrow, default)]
     added_tokens: Vec<AddedToken<'a>>,
-    model: ModelSection,
+    #[serde(borrow)]
+    model: ModelSection<'a>,
 }
 
-/// tokenizer.json's `model` section. A WordPiece vocabulary is streamed into a [`Vocab`] during the one
-/// parse of the file (no intermediate map, no second pass); other models' vocabularies are skipped,
-/// since the `tokenizers` crate reads them itself.
+/// tokenizer.json's `model` section. A WordPiece vocabulary is kept as raw JSON (serde_json checks and
+/// skips it) and scanned into a [`Vocab`] by [`Vocab::from_json_object`]; other models' vocabularies
+/// are read by the `tokenizers` crate itself.
 #[derive(Default)]
-struct ModelSection {
+struct ModelSection<'a> {
     kind: Option<String>,
     unk_token: Option<String>,
     continuing_subword_prefix: Option<String>,
     max_input_chars_per_word: Option<usize>,
     /// Unigram models name their unknown token by id.
     unk_id: Option<u32>,
-    vocab: Option<Vocab>,
+    vocab: Option<&'a RawValue>,
 }
 
-impl<'de> Deserialize<'de> for ModelSection {
+impl<'de: 'a, 'a> Deserialize<'de> for ModelSection<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = ModelSection;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = ModelSection<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a tokenizer model object")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> std::result::Result<ModelSection, A::Error> {
+            ) -> std::result::Result<ModelSection<'a>, A::Error> {
                 let mut m = ModelSection::default();
                 while let Some(key) = map.next_key::<Key<'de>>()? {
                     match &*key.0 {
@@ -313,25 +327,16 @@ impl<'de> Deserialize<'de> for ModelSection {
                             m.max_input_chars_per_word = map.next_value()?
                         }
                         "unk_id" => m.unk_id = map.next_value()?,
-                        "vocab" if m.kind.as_deref().is_none_or(|k| k == "WordPiece") => {
-                            let prefix = m.continuing_subword_prefix.as_deref().unwrap_or("##");
-                            let mut vocab = Vocab::new(prefix, 32_768);
-                            map.next_value_seed(VocabSeed(&mut vocab))?;
-                            m.vocab = Some(vocab);
-                        }
+                        "vocab" => m.vocab = Some(map.next_value()?),
                         _ => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }
-                // The prefix may come after the vocabulary in the file.
-                if let (Some(v), Some(p)) = (&mut m.vocab, &m.continuing_subword_prefix) {
-                    v.set_prefix(p);
-                }
                 Ok(m)
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 
@@ -369,33 +374,6 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Streams a `{"token": id, ...}` object into a [`Vocab`] without building an intermediate map.
-struct VocabSeed<'v>(&'v mut Vocab);
-
-impl<'de> serde::de::DeserializeSeed<'de> for VocabSeed<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for VocabSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a map from token to id")
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<(), A::Error> {
-        while let Some((k, v)) = map.next_entry::<Key<'de>, u32>()? {
-            let k = k.0;
-            self.0.insert(&k, v, true);
-        }
-        Ok(())
-    }
-}
-
 fn raw_value(raw: Option<&RawValue>, path: &Path) -> Result<Value> {
     raw.map_or(Ok(Value::Null), |r| {
         serde_json::from_str(r.get()).map_err(|e| Error::invalid(path, e.to_string()))
@@ -405,8 +383,15 @@ fn raw_value(raw: Option<&RawValue>, path: &Path) -> Result<Value> {
 /// Returns the native tokenizer when tokenizer.json describes a pipeline it reproduces exactly:
 /// WordPiece model, BertNormalizer (or none), BertPreTokenizer, `X $A Y` post-processing, and added
 /// tokens that are matched on raw text (`normalized: false`) and not restricted to single words.
-fn native_from_json(file: &mut TokenizerFile<'_>, path: &Path) -> Result<Option<WordPiece>> {
-    let model = &mut file.model;
+/// The native WordPiece tokenizer, when the file's pipeline is one it reproduces. `vocab` is the
+/// vocabulary when the fast scan already read it (with the `##` prefix), else it is read from the
+/// file's raw `model.vocab`.
+fn native_from_json(
+    file: &TokenizerFile<'_>,
+    vocab: Option<Vocab>,
+    path: &Path,
+) -> Result<Option<WordPiece>> {
+    let model = &file.model;
     if model.kind.as_deref() != Some("WordPiece")
         || raw_value(file.pre_tokenizer, path)?["type"] != "BertPreTokenizer"
     {
@@ -441,8 +426,18 @@ fn native_from_json(file: &mut TokenizerFile<'_>, path: &Path) -> Result<Option<
         .iter()
         .map(|t| (Box::from(&*t.content), t.id))
         .collect();
-    let Some(mut vocab) = model.vocab.take() else {
-        return Err(Error::invalid(path, "WordPiece model has no vocab"));
+    let prefix = model.continuing_subword_prefix.as_deref().unwrap_or("##");
+    let mut vocab = match (vocab, model.vocab) {
+        (Some(mut v), _) => {
+            v.set_prefix(prefix);
+            v
+        }
+        (None, Some(raw)) => {
+            Vocab::from_json_object(raw.get(), prefix)
+                .map_err(|e| Error::invalid(path, format!("model.vocab: {e}")))?
+                .0
+        }
+        (None, None) => return Err(Error::invalid(path, "WordPiece model has no vocab")),
     };
     for (content, id) in &added {
         vocab.insert(content, *id, false);
