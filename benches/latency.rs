@@ -132,6 +132,11 @@ fn gemm_peak() -> f64 {
 }
 
 fn main() {
+    // `cargo bench --bench latency -- static` runs only the Model2Vec part.
+    if std::env::args().skip(1).any(|a| a == "static") {
+        run_static(&stsb());
+        return;
+    }
     let peak = gemm_peak();
     // all-MiniLM-L6-v2: 6 layers × (4·384² + 2·384·1536) multiply-adds per token = 21.2 MFLOP.
     println!(

@@ -511,10 +511,10 @@ impl Embedder {
             Some(v) => v.as_u64().map(|n| n as usize),
         };
         let tok_rel = join(dir, "tokenizer.json");
-        let bytes = src.read(&tok_rel)?.ok_or_else(|| {
+        let bytes = src.bytes(&tok_rel)?.ok_or_else(|| {
             Error::invalid(src.label(&tok_rel), "missing: the model has no tokenizer")
         })?;
-        let tokenizer = Tokenizer::from_json(&bytes, &src.label(&tok_rel))?;
+        let tokenizer = Tokenizer::from_bytes(bytes, &src.label(&tok_rel))?;
         let weights = src.safetensors(&join(dir, "model.safetensors"))?;
         let tensor = if st_layout {
             "embedding.weight"
@@ -1062,8 +1062,8 @@ impl Embedder {
 
 fn load_tokenizer(src: &Source, tdir: &str) -> Result<Tokenizer> {
     let rel = join(tdir, "tokenizer.json");
-    if let Some(bytes) = src.read(&rel)? {
-        return Tokenizer::from_json(&bytes, &src.label(&rel));
+    if let Some(bytes) = src.bytes(&rel)? {
+        return Tokenizer::from_bytes(bytes, &src.label(&rel));
     }
     let vocab_rel = join(tdir, "vocab.txt");
     if let Some(bytes) = src.read(&vocab_rel)? {

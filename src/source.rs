@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::weights::SafeTensors;
+use crate::weights::{Bytes, SafeTensors};
 
 /// A model's file tree.
 #[derive(Debug, Clone)]
@@ -40,6 +40,34 @@ impl Source {
             }
             #[cfg(feature = "builtin")]
             Source::Builtin => Ok(crate::builtin::file(rel).map(Cow::Borrowed)),
+        }
+    }
+
+    /// The file's bytes without copying them, `None` when it does not exist: memory-mapped from disk
+    /// (small files are read), borrowed from the binary for the built-in model.
+    pub(crate) fn bytes(&self, rel: &str) -> Result<Option<Bytes>> {
+        match self {
+            Source::Dir(d) => {
+                let p = d.join(rel);
+                let file = match std::fs::File::open(&p) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(Error::io(p, e)),
+                };
+                let len = file.metadata().map_err(|e| Error::io(&p, e))?.len();
+                if len < 64 * 1024 {
+                    let mut buf = Vec::with_capacity(len as usize);
+                    std::io::Read::read_to_end(&mut &file, &mut buf)
+                        .map_err(|e| Error::io(&p, e))?;
+                    return Ok(Some(Bytes::Owned(buf.into())));
+                }
+                // SAFETY: read-only map; as for the weights, a file truncated by another process
+                // while mapped is outside what a loader can defend against.
+                let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&p, e))?;
+                Ok(Some(Bytes::Mmap(map)))
+            }
+            #[cfg(feature = "builtin")]
+            Source::Builtin => Ok(crate::builtin::file(rel).map(Bytes::Static)),
         }
     }
 

@@ -11,9 +11,10 @@ use safetensors::{Dtype, tensor::TensorInfo};
 
 use crate::error::{Error, Result};
 
-/// Raw bytes of a weights file.
+/// Raw bytes of a model file: mapped, compiled in, or (when handed over as a slice) copied.
 pub(crate) enum Bytes {
     Mmap(memmap2::Mmap),
+    Owned(Box<[u8]>),
     #[cfg(feature = "builtin")]
     Static(&'static [u8]),
 }
@@ -23,6 +24,7 @@ impl std::ops::Deref for Bytes {
     fn deref(&self) -> &[u8] {
         match self {
             Bytes::Mmap(m) => m,
+            Bytes::Owned(b) => b,
             #[cfg(feature = "builtin")]
             Bytes::Static(s) => s,
         }

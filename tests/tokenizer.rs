@@ -183,3 +183,28 @@ fn forced_hf_backend_agrees_with_native() {
         );
     }
 }
+
+/// The hand-scanned fast path and the serde_json path read the same vocabulary: a file whose
+/// `model` key is spelled with an escape (`"mod\u0065l"`, the same key to any JSON reader) is not
+/// recognised by the fast scanner and takes the serde path; the ids must not change.
+#[test]
+fn vocabulary_fast_scan_and_serde_path_agree() {
+    let path = real_model().join("tokenizer.json");
+    let json = std::fs::read_to_string(&path).unwrap();
+    assert!(json.contains("\"model\":"), "the test needs the plain key");
+    let escaped = json.replacen("\"model\":", "\"mod\\u0065l\":", 1);
+    let fast = Tokenizer::from_json(json.as_bytes(), &path).unwrap();
+    let slow = Tokenizer::from_json(escaped.as_bytes(), &path).unwrap();
+    let mut rng = Rng(7);
+    let texts: Vec<String> = stsb_sentences()
+        .into_iter()
+        .chain((0..2000).map(|_| random_text(&mut rng)))
+        .collect();
+    for t in &texts {
+        assert_eq!(
+            fast.encode(t, 256).unwrap(),
+            slow.encode(t, 256).unwrap(),
+            "{t:?}"
+        );
+    }
+}

@@ -12,14 +12,16 @@ mod wordpiece;
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
+use crate::weights::Bytes;
 use normalizer::BertNormalizer;
-use vocab::Vocab;
+use vocab::{Arena, Vocab};
 pub(crate) use wordpiece::Scratch;
 use wordpiece::WordPiece;
 
@@ -56,27 +58,45 @@ impl Tokenizer {
 
     /// Parses tokenizer.json content; `path` is only used in error messages.
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
+        Self::from_bytes(Bytes::Owned(bytes.into()), path)
+    }
+
+    /// Like [`from_json`](Self::from_json), keeping `bytes` (a memory-mapped or compiled-in file):
+    /// the native vocabulary points into it instead of copying its tokens.
+    pub(crate) fn from_bytes(bytes: Bytes, path: &Path) -> Result<Self> {
         let invalid = |e: &dyn std::fmt::Display| {
             Error::invalid(path, format!("not a valid tokenizer.json: {e}"))
         };
-        let text = std::str::from_utf8(bytes).map_err(|e| invalid(&e))?;
+        let bytes = Arc::new(bytes);
+        let text = std::str::from_utf8(&bytes).map_err(|e| invalid(&e))?;
         // The vocabulary is most of the file: scan it once, by hand, and let serde_json parse the
         // rest with an empty object in its place. Anything unexpected takes the plain serde path,
         // which also produces the error messages.
         let (vocab, rest) = json_scan::find_model_vocab(text)
-            .and_then(|start| {
-                let (vocab, len) = Vocab::from_json_object(&text[start..], "##").ok()?;
-                Some((vocab, [&text[..start], "{}", &text[start + len..]].concat()))
+            .and_then(|at| {
+                let (vocab, len) =
+                    Vocab::from_json_object(Arena::new(bytes.clone()), at, "##").ok()?;
+                Some((vocab, [&text[..at], "{}", &text[at + len..]].concat()))
             })
             .unzip();
         let file: TokenizerFile<'_> =
             serde_json::from_str(rest.as_deref().unwrap_or(text)).map_err(|e| invalid(&e))?;
+        // Without the fast path, the raw vocabulary is a slice of `text`: where it starts.
+        let raw_at = file
+            .model
+            .vocab
+            .filter(|_| rest.is_none())
+            .map(|raw| raw.get().as_ptr() as usize - text.as_ptr() as usize);
+        let vocab = match vocab {
+            Some(v) => Some(VocabSource::Scanned(v)),
+            None => raw_at.map(|at| VocabSource::Raw(Arena::new(bytes.clone()), at)),
+        };
         if let Some(wp) = native_from_json(&file, vocab, path)? {
             return Ok(Tokenizer {
                 backend: Backend::Native(wp),
             });
         }
-        Self::hf_from_json(bytes, &file.model, path)
+        Self::hf_from_json(&bytes, &file.model, path)
     }
 
     /// Loads through the `tokenizers` crate even when the native path would apply (for testing).
@@ -383,12 +403,19 @@ fn raw_value(raw: Option<&RawValue>, path: &Path) -> Result<Value> {
 /// Returns the native tokenizer when tokenizer.json describes a pipeline it reproduces exactly:
 /// WordPiece model, BertNormalizer (or none), BertPreTokenizer, `X $A Y` post-processing, and added
 /// tokens that are matched on raw text (`normalized: false`) and not restricted to single words.
+/// A WordPiece vocabulary as [`Tokenizer::from_bytes`] found it: already scanned (with the `##`
+/// prefix), or raw JSON at an offset of the file, read only if the pipeline is a native one.
+enum VocabSource {
+    Scanned(Vocab),
+    Raw(Arena, usize),
+}
+
 /// The native WordPiece tokenizer, when the file's pipeline is one it reproduces. `vocab` is the
 /// vocabulary when the fast scan already read it (with the `##` prefix), else it is read from the
 /// file's raw `model.vocab`.
 fn native_from_json(
     file: &TokenizerFile<'_>,
-    vocab: Option<Vocab>,
+    vocab: Option<VocabSource>,
     path: &Path,
 ) -> Result<Option<WordPiece>> {
     let model = &file.model;
@@ -427,17 +454,17 @@ fn native_from_json(
         .map(|t| (Box::from(&*t.content), t.id))
         .collect();
     let prefix = model.continuing_subword_prefix.as_deref().unwrap_or("##");
-    let mut vocab = match (vocab, model.vocab) {
-        (Some(mut v), _) => {
+    let mut vocab = match vocab {
+        Some(VocabSource::Scanned(mut v)) => {
             v.set_prefix(prefix);
             v
         }
-        (None, Some(raw)) => {
-            Vocab::from_json_object(raw.get(), prefix)
+        Some(VocabSource::Raw(arena, at)) => {
+            Vocab::from_json_object(arena, at, prefix)
                 .map_err(|e| Error::invalid(path, format!("model.vocab: {e}")))?
                 .0
         }
-        (None, None) => return Err(Error::invalid(path, "WordPiece model has no vocab")),
+        None => return Err(Error::invalid(path, "WordPiece model has no vocab")),
     };
     for (content, id) in &added {
         vocab.insert(content, *id, false);

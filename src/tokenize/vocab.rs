@@ -1,11 +1,17 @@
-//! The WordPiece vocabulary as one string arena plus two hash tables of spans into it: all entries, and
-//! the continuation entries (`##x`) keyed without their prefix. Building it costs one allocation per
-//! table instead of one per token, so a 30k-entry vocabulary loads in about a millisecond.
+//! The WordPiece vocabulary as hash tables of byte spans into one arena: all entries, and the
+//! continuation entries (`##x`) keyed without their prefix. The arena is the tokenizer file itself
+//! (memory-mapped, or compiled into the binary) followed by the few tokens that had to be decoded or
+//! were added, so loading a 30k-entry vocabulary copies no token and allocates two tables.
 
+use std::borrow::Cow;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
+
+use std::sync::Arc;
+
+use crate::weights::Bytes;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -14,88 +20,174 @@ struct Entry {
     id: u32,
 }
 
+/// The bytes tokens are spans of: `base` (usually the tokenizer file), then `extra`.
+pub(crate) struct Arena {
+    /// Keeps the bytes `base_ptr` points into alive (they never move: a mapping, a box or static).
+    _owner: Option<Arc<Bytes>>,
+    base_ptr: *const u8,
+    base_len: usize,
+    extra: Vec<u8>,
+}
+
+// SAFETY: `base_ptr` only ever reads the immutable bytes `_owner` keeps alive; the rest is owned data.
+unsafe impl Send for Arena {}
+// SAFETY: as above; nothing is mutated through a shared reference.
+unsafe impl Sync for Arena {}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Arena {
+            _owner: None,
+            base_ptr: std::ptr::NonNull::dangling().as_ptr(),
+            base_len: 0,
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Arena({} + {} bytes)", self.base_len, self.extra.len())
+    }
+}
+
+impl Arena {
+    /// An arena over `base`; spans `0..base.len()` are its bytes.
+    pub(crate) fn new(base: Arc<Bytes>) -> Self {
+        Arena {
+            base_ptr: base.as_ptr(),
+            base_len: base.len(),
+            _owner: Some(base),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The base bytes. Read through a plain pointer because this sits on the tokenizer's hottest
+    /// path (every vocabulary probe): going through `Arc<Bytes>` and its enum cost 9% of Model2Vec
+    /// throughput (cargo bench --bench latency -- static).
+    fn base(&self) -> &[u8] {
+        // SAFETY: `base_ptr`/`base_len` describe `_owner`'s bytes (or are an empty dangling slice),
+        // which live as long as `self` and are never written.
+        unsafe { std::slice::from_raw_parts(self.base_ptr, self.base_len) }
+    }
+
+    #[inline]
+    fn get(&self, e: &Entry) -> &[u8] {
+        let (start, len) = (e.start as usize, e.len as usize);
+        if start < self.base_len {
+            &self.base()[start..start + len]
+        } else {
+            &self.extra[start - self.base_len..][..len]
+        }
+    }
+
+    /// Appends `token`, returning its start.
+    fn push(&mut self, token: &[u8]) -> usize {
+        let start = self.base_len + self.extra.len();
+        self.extra.extend_from_slice(token);
+        start
+    }
+
+    fn pop_to(&mut self, start: usize) {
+        self.extra.truncate(start - self.base_len);
+    }
+}
+
 /// Token string → id, for whole-word and continuation lookups.
 #[derive(Debug, Default)]
 pub(crate) struct Vocab {
-    text: String,
+    arena: Arena,
+    tables: Tables,
+    prefix: String,
+}
+
+/// The hash tables (kept apart from the arena so the arena can be read while they grow).
+#[derive(Debug, Default)]
+struct Tables {
     all: HashTable<Entry>,
     continuation: HashTable<Entry>,
-    prefix: String,
     max_id: Option<u32>,
 }
 
-fn hash(s: &str) -> u64 {
+fn hash(s: &[u8]) -> u64 {
     FxBuildHasher.hash_one(s)
+}
+
+impl Tables {
+    fn with_capacity(capacity: usize) -> Self {
+        Tables {
+            all: HashTable::with_capacity(capacity),
+            continuation: HashTable::with_capacity(capacity / 4),
+            max_id: None,
+        }
+    }
+
+    /// Adds `new` (a span of `arena`); false when the token was there before (its id then updated
+    /// if `overwrite`).
+    fn insert(&mut self, arena: &Arena, prefix: &[u8], new: Entry, overwrite: bool) -> bool {
+        let token = arena.get(&new);
+        let rest = token.strip_prefix(prefix).filter(|r| !r.is_empty());
+        match self.all.entry(
+            hash(token),
+            |e| arena.get(e) == token,
+            |e| hash(arena.get(e)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                if overwrite {
+                    o.get_mut().id = new.id;
+                    if let Some(rest) = rest
+                        && let Some(c) = self
+                            .continuation
+                            .find_mut(hash(rest), |c| arena.get(c) == rest)
+                    {
+                        c.id = new.id;
+                    }
+                }
+                return false;
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(new);
+            }
+        }
+        self.max_id = self.max_id.max(Some(new.id));
+        if let Some(rest) = rest {
+            let p = prefix.len() as u32;
+            let c = Entry {
+                start: new.start + p,
+                len: new.len - p,
+                id: new.id,
+            };
+            self.continuation
+                .insert_unique(hash(rest), c, |e| hash(arena.get(e)));
+        }
+        true
+    }
 }
 
 impl Vocab {
     /// An empty vocabulary whose continuation entries start with `prefix` (usually `##`).
     pub(crate) fn new(prefix: &str, capacity: usize) -> Self {
         Vocab {
-            text: String::with_capacity(capacity * 8),
-            all: HashTable::with_capacity(capacity),
-            continuation: HashTable::with_capacity(capacity / 4),
+            arena: Arena::default(),
+            tables: Tables::with_capacity(capacity),
             prefix: prefix.to_string(),
-            max_id: None,
         }
-    }
-
-    fn span(&self, e: &Entry) -> &str {
-        &self.text[e.start as usize..(e.start + e.len) as usize]
     }
 
     /// Adds `token`; a token seen before keeps its first id unless `overwrite` (JSON maps: last wins).
     pub(crate) fn insert(&mut self, token: &str, id: u32, overwrite: bool) {
-        let start = self.text.len();
-        self.text.push_str(token);
-        if !self.insert_span(start, token.len(), id, overwrite) {
-            self.text.truncate(start);
-        }
-    }
-
-    /// Adds the token already in the arena at `start..start + len`; false when it was there before
-    /// (its id then updated if `overwrite`).
-    fn insert_span(&mut self, start: usize, len: usize, id: u32, overwrite: bool) -> bool {
-        let text = &self.text;
-        let span = |e: &Entry| &text[e.start as usize..(e.start + e.len) as usize];
-        let token = &text[start..start + len];
-        let prefix = self.prefix.as_str();
-        let rest = token.strip_prefix(prefix).filter(|r| !r.is_empty());
-        match self
-            .all
-            .entry(hash(token), |e| span(e) == token, |e| hash(span(e)))
+        let start = self.arena.push(token.as_bytes());
+        let new = Entry {
+            start: start as u32,
+            len: token.len() as u32,
+            id,
+        };
+        if !self
+            .tables
+            .insert(&self.arena, self.prefix.as_bytes(), new, overwrite)
         {
-            hashbrown::hash_table::Entry::Occupied(mut o) => {
-                if overwrite {
-                    o.get_mut().id = id;
-                    if let Some(rest) = rest
-                        && let Some(c) = self.continuation.find_mut(hash(rest), |c| span(c) == rest)
-                    {
-                        c.id = id;
-                    }
-                }
-                return false;
-            }
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(Entry {
-                    start: start as u32,
-                    len: len as u32,
-                    id,
-                });
-            }
+            self.arena.pop_to(start);
         }
-        self.max_id = self.max_id.max(Some(id));
-        if let Some(rest) = rest {
-            let p = prefix.len() as u32;
-            let c = Entry {
-                start: start as u32 + p,
-                len: len as u32 - p,
-                id,
-            };
-            self.continuation
-                .insert_unique(hash(rest), c, |e| hash(span(e)));
-        }
-        true
     }
 
     /// Changes the continuation prefix, rebuilding the continuation table if it differs.
@@ -104,34 +196,36 @@ impl Vocab {
             return;
         }
         self.prefix = prefix.to_string();
-        self.continuation.clear();
-        let text = &self.text;
-        let span = |e: &Entry| &text[e.start as usize..(e.start + e.len) as usize];
-        for e in self.all.iter() {
-            if let Some(rest) = span(e).strip_prefix(prefix)
-                && !rest.is_empty()
-            {
-                let p = prefix.len() as u32;
+        let t = &mut self.tables;
+        t.continuation.clear();
+        let arena = &self.arena;
+        let p = prefix.as_bytes();
+        for e in t.all.iter() {
+            if arena.get(e).len() > p.len() && arena.get(e).starts_with(p) {
                 let c = Entry {
-                    start: e.start + p,
-                    len: e.len - p,
+                    start: e.start + p.len() as u32,
+                    len: e.len - p.len() as u32,
                     id: e.id,
                 };
-                self.continuation
-                    .insert_unique(hash(rest), c, |x| hash(span(x)));
+                t.continuation
+                    .insert_unique(hash(arena.get(&c)), c, |x| hash(arena.get(x)));
             }
         }
     }
 
-    /// Builds the vocabulary from a JSON object `{"token": id, ...}` at the start of `json`
-    /// (tokenizer.json's `model.vocab`; text after the object is ignored) and returns it with the
-    /// object's length in bytes. Strict: anything but string keys and integer ids in `0..2^32` is an
-    /// error. Hand-scanned because serde_json's visitor took 94% of a static model's start-up (19.6 M
-    /// of 21 M instructions, callgrind); serde_json remains the reference (`scan_matches_serde`). The
-    /// object's text becomes the arena: tokens without escapes are used where they stand. Later
-    /// duplicates win, as when a JSON map is deserialized.
-    pub(crate) fn from_json_object(json: &str, prefix: &str) -> Result<(Self, usize), String> {
-        let b = json.as_bytes();
+    /// Builds the vocabulary from the JSON object `{"token": id, ...}` that starts at byte `at` of
+    /// `arena`'s base (tokenizer.json's `model.vocab`), and returns it with the object's length in
+    /// bytes. Strict: anything but string keys and integer ids in `0..2^32` is an error. Hand-scanned
+    /// because serde_json's visitor took 94% of a static model's start-up (19.6 M of 21 M
+    /// instructions, callgrind); serde_json remains the reference (`scan_matches_serde`). Tokens
+    /// without escapes stay where they are in the file. Later duplicates win, as in a JSON map.
+    pub(crate) fn from_json_object(
+        mut arena: Arena,
+        at: usize,
+        prefix: &str,
+    ) -> Result<(Self, usize), String> {
+        let base = arena.base();
+        let b = base.get(at..).unwrap_or_default();
         let eof = || "unexpected end of the vocabulary".to_string();
         let ws = |i: usize| {
             i + b[i.min(b.len())..]
@@ -143,117 +237,143 @@ impl Vocab {
         if b.get(i) != Some(&b'{') {
             return Err("not a JSON object".into());
         }
-        // The arena: the text up to the end of the object is not known yet, so take it all; the
-        // tail is cut once the end is found.
         // ~12 bytes per entry in tokenizer.json vocabularies.
-        let capacity = json.len() / 12 + 16;
-        // Room for escaped tokens and added tokens, appended later, so the arena is not copied again.
-        let mut text = String::with_capacity(json.len() + 4096);
-        text.push_str(json);
-        let mut v = Vocab {
-            text,
-            all: HashTable::with_capacity(capacity),
-            continuation: HashTable::with_capacity(capacity / 4),
-            prefix: prefix.to_string(),
-            max_id: None,
-        };
+        let mut tables = Tables::with_capacity(b.len() / 12 + 16);
+        let p = prefix.as_bytes();
+        // Tokens with escapes, decoded, with where they stood: added once the scan is done.
+        let mut decoded: Vec<(String, u32, u32)> = Vec::new();
         i = ws(i + 1);
-        if b.get(i) == Some(&b'}') {
-            v.text.truncate(i + 1);
-            return Ok((v, i + 1));
-        }
-        loop {
-            if b.get(i) != Some(&b'"') {
-                return Err(format!("expected a token string at byte {i}"));
-            }
-            let start = i + 1;
-            // Most tokens: no escape, so the first special byte is the closing quote.
-            let n = b[start..]
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-                .ok_or_else(eof)?;
-            let mut j = start + n;
-            let mut decoded = None;
-            if b[j] != b'"' {
-                // Escapes (or a control character, which serde_json rejects): let serde_json read it.
-                let mut k = j;
-                loop {
-                    match *b.get(k).ok_or_else(eof)? {
-                        b'"' => break,
-                        b'\\' => k += 2,
-                        _ => k += 1,
+        let end = if b.get(i) == Some(&b'}') {
+            i + 1
+        } else {
+            loop {
+                if b.get(i) != Some(&b'"') {
+                    return Err(format!("expected a token string at byte {i}"));
+                }
+                let start = i + 1;
+                // Most tokens: no escape, so the first special byte is the closing quote.
+                let n = b[start..]
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                    .ok_or_else(eof)?;
+                let mut j = start + n;
+                let mut text = None;
+                if b[j] != b'"' {
+                    // Escapes (or a control character, which serde_json rejects): serde_json reads it.
+                    let mut k = j;
+                    loop {
+                        match *b.get(k).ok_or_else(eof)? {
+                            b'"' => break,
+                            b'\\' => k += 2,
+                            _ => k += 1,
+                        }
+                    }
+                    j = k;
+                    let t =
+                        serde_json::from_slice::<String>(&b[i..=j]).map_err(|e| e.to_string())?;
+                    text = Some(t);
+                }
+                i = ws(j + 1);
+                if b.get(i) != Some(&b':') {
+                    return Err(format!("expected ':' at byte {i}"));
+                }
+                i = ws(i + 1);
+                let digits_at = i;
+                let mut id: u64 = 0;
+                while let Some(&d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+                    id = id * 10 + u64::from(d - b'0');
+                    i += 1;
+                    if id > u64::from(u32::MAX) {
+                        break;
                     }
                 }
-                j = k;
-                decoded =
-                    Some(serde_json::from_str::<String>(&json[i..=j]).map_err(|e| e.to_string())?);
-            }
-            i = ws(j + 1);
-            if b.get(i) != Some(&b':') {
-                return Err(format!("expected ':' at byte {i}"));
-            }
-            i = ws(i + 1);
-            let digits_at = i;
-            let mut id: u64 = 0;
-            while let Some(&d) = b.get(i).filter(|c| c.is_ascii_digit()) {
-                id = id * 10 + u64::from(d - b'0');
-                i += 1;
-                if id > u64::from(u32::MAX) {
-                    break;
+                let next = ws(i);
+                let digits = i - digits_at;
+                if digits == 0
+                    || id > u64::from(u32::MAX)
+                    || (digits > 1 && b[digits_at] == b'0')
+                    || !matches!(b.get(next), Some(b',' | b'}'))
+                {
+                    let token =
+                        text.unwrap_or_else(|| String::from_utf8_lossy(&b[start..j]).into_owned());
+                    return Err(format!("the id of {token:?} is not an integer in 0..2^32"));
                 }
-            }
-            let end = ws(i);
-            let digits = i - digits_at;
-            if digits == 0
-                || id > u64::from(u32::MAX)
-                || (digits > 1 && b[digits_at] == b'0')
-                || !matches!(b.get(end), Some(b',' | b'}'))
-            {
-                let token = decoded.as_deref().unwrap_or(&json[start..j]);
-                return Err(format!("the id of {token:?} is not an integer in 0..2^32"));
-            }
-            match decoded {
-                Some(t) => v.insert(&t, id as u32, true),
-                None => {
-                    v.insert_span(start, j - start, id as u32, true);
+                let (start, id) = ((at + start) as u32, id as u32);
+                match text {
+                    Some(t) => decoded.push((t, id, start)),
+                    None => {
+                        let e = Entry {
+                            start,
+                            len: (at + j) as u32 - start,
+                            id,
+                        };
+                        tables.insert(&arena, p, e, true);
+                    }
                 }
-            }
-            if b[end] == b'}' {
-                // Keep the arena to the object plus what escaped tokens appended after the input.
-                if v.text.len() == json.len() {
-                    v.text.truncate(end + 1);
+                if b[next] == b'}' {
+                    break next + 1;
                 }
-                return Ok((v, end + 1));
+                i = ws(next + 1);
             }
-            i = ws(end + 1);
+        };
+        // A decoded token replaces an equal plain one only if it came later in the file.
+        for (t, id, pos) in decoded {
+            let start = arena.push(t.as_bytes());
+            let new = Entry {
+                start: start as u32,
+                len: t.len() as u32,
+                id,
+            };
+            let later = tables
+                .all
+                .find(hash(t.as_bytes()), |e| arena.get(e) == t.as_bytes())
+                .is_none_or(|e| (e.start as usize) >= arena.base_len || e.start < pos);
+            if !tables.insert(&arena, p, new, later) {
+                arena.pop_to(start);
+            }
         }
+        let vocab = Vocab {
+            arena,
+            tables,
+            prefix: prefix.to_string(),
+        };
+        Ok((vocab, end))
     }
 
     /// Largest id inserted (`None` when empty).
     pub(crate) fn max_id(&self) -> Option<u32> {
-        self.max_id
+        self.tables.max_id
     }
 
     /// Id of a word-initial piece (any entry, including `##x` ones, as in HF).
     pub(crate) fn get(&self, s: &str) -> Option<u32> {
-        self.all.find(hash(s), |e| self.span(e) == s).map(|e| e.id)
+        let s = s.as_bytes();
+        self.tables
+            .all
+            .find(hash(s), |e| self.arena.get(e) == s)
+            .map(|e| e.id)
     }
 
     /// Id of the continuation piece `prefix + s`.
     pub(crate) fn get_continuation(&self, s: &str) -> Option<u32> {
-        self.continuation
-            .find(hash(s), |e| self.span(e) == s)
+        let s = s.as_bytes();
+        self.tables
+            .continuation
+            .find(hash(s), |e| self.arena.get(e) == s)
             .map(|e| e.id)
     }
 
     /// `(token, id)` for every entry, in no particular order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.all.iter().map(|e| (self.span(e), e.id))
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Cow<'_, str>, u32)> {
+        self.tables
+            .all
+            .iter()
+            .map(|e| (String::from_utf8_lossy(self.arena.get(e)), e.id))
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.all.len()
+        self.tables.all.len()
     }
 }
 
@@ -261,11 +381,15 @@ impl Vocab {
 mod tests {
     use super::*;
 
+    fn arena(json: &str) -> Arena {
+        Arena::new(Arc::new(Bytes::Owned(json.as_bytes().into())))
+    }
+
     #[test]
     fn scan_matches_serde() {
         let json = r###" { "a":0, "##b" : 1,"\u00e9\"q\\":2,
             "a": 3, "":4, "日本": 4294967295 } "###;
-        let (v, len) = Vocab::from_json_object(json, "##").unwrap();
+        let (v, len) = Vocab::from_json_object(arena(json), 0, "##").unwrap();
         assert_eq!(len, json.trim_end().len());
         let want: std::collections::HashMap<String, u32> = serde_json::from_str(json).unwrap();
         let mut got: Vec<(String, u32)> = v.iter().map(|(t, i)| (t.to_string(), i)).collect();
@@ -274,6 +398,17 @@ mod tests {
         want.sort();
         assert_eq!(got, want);
         assert_eq!(v.get_continuation("b"), Some(1));
+        // An escaped spelling of a plain token: whichever comes later in the file wins.
+        for json in [
+            r#"{"a":1, "\u0061":2}"#,
+            r#"{"\u0061":2, "a":1}"#,
+            r#"{"\u0061":2, "a":1, "\u0061":3}"#,
+        ] {
+            let want: std::collections::HashMap<String, u32> = serde_json::from_str(json).unwrap();
+            let (v, _) = Vocab::from_json_object(arena(json), 0, "##").unwrap();
+            assert_eq!(v.get("a"), want.get("a").copied(), "{json}");
+            assert_eq!(v.len(), 1);
+        }
         for bad in [
             r#"{"a": -1}"#,
             r#"{"a": 1.5}"#,
@@ -291,7 +426,10 @@ mod tests {
             r#"{"a": 1e3}"#,
             r#"{,"a": 1}"#,
         ] {
-            assert!(Vocab::from_json_object(bad, "##").is_err(), "{bad}");
+            assert!(
+                Vocab::from_json_object(arena(bad), 0, "##").is_err(),
+                "{bad}"
+            );
         }
     }
 
