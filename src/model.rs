@@ -708,15 +708,30 @@ impl Embedder {
         let mut out = vec![0f32; texts.len() * dim];
         // Returns how many of `texts` were cut; `first` is the index of texts[0] (for errors).
         let work = |texts: &[S], out: &mut [f32], first: usize| -> Result<usize> {
-            let (mut ids, mut scratch, mut row) = (Vec::new(), Scratch::default(), Vec::new());
+            let (mut ids, mut next) = (Vec::new(), Vec::new());
+            let (mut scratch, mut row) = (Scratch::default(), Vec::new());
             let mut cut = 0;
-            for (i, (t, o)) in texts.iter().zip(out.chunks_exact_mut(dim)).enumerate() {
-                if self.tokenize_static(t.as_ref(), p, opts, &mut ids, &mut scratch)? {
-                    too_long(opts, first + i, t.as_ref(), max)?;
+            let mut tokenize = |i: usize, ids: &mut Vec<u32>| -> Result<()> {
+                let t = texts[i].as_ref();
+                if self.tokenize_static(t, p, opts, ids, &mut scratch)? {
+                    too_long(opts, first + i, t, max)?;
                     cut += 1;
                 }
-                check_ids(&ids, vocab)?;
+                check_ids(ids, vocab)?;
+                // The rows are scattered over a table far larger than the caches: start loading them
+                // now, and add them up after the next text is tokenized.
+                model.prefetch_rows(ids);
+                Ok(())
+            };
+            if !texts.is_empty() {
+                tokenize(0, &mut ids)?;
+            }
+            for (i, o) in out.chunks_exact_mut(dim).enumerate().take(texts.len()) {
+                if i + 1 < texts.len() {
+                    tokenize(i + 1, &mut next)?;
+                }
                 model.embed_ids(&ids, o, &mut row);
+                std::mem::swap(&mut ids, &mut next);
             }
             Ok(cut)
         };

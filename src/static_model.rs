@@ -102,6 +102,31 @@ impl<'a> StaticModel<'a> {
 
     /// Mean of the (mapped, weighted) rows of `ids` into `out` (`dim` wide); zeros when `ids` is empty.
     /// `row` is scratch for one converted table row.
+    /// Starts loading the table rows of `ids` into cache (see `embed_ids`; no effect on results).
+    pub(crate) fn prefetch_rows(&self, ids: &[u32]) {
+        let dim = self.dim;
+        for &id in ids {
+            let r = self
+                .mapping
+                .as_ref()
+                .map_or(Some(id as usize), |m| m.get(id as usize).copied());
+            let Some(r) = r else { continue };
+            match &self.table {
+                Table::Float(Mat::F16(t)) => {
+                    if let Some(row) = t.get(r * dim..(r + 1) * dim) {
+                        crate::ops::prefetch(row);
+                    }
+                }
+                Table::Float(Mat::F32(t)) => {
+                    if let Some(row) = t.get(r * dim..(r + 1) * dim) {
+                        crate::ops::prefetch(row);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     pub(crate) fn embed_ids(&self, ids: &[u32], out: &mut [f32], row: &mut Vec<f32>) {
         out.fill(0.0);
         if ids.is_empty() {
@@ -114,11 +139,7 @@ impl<'a> StaticModel<'a> {
                 .as_ref()
                 .map_or(id as usize, |m| m[id as usize])
         };
-        for (k, &id) in ids.iter().enumerate() {
-            // Rows are scattered over the table: start loading the next one while this one is added.
-            if let (Some(&next), Table::Float(Mat::F16(t))) = (ids.get(k + 1), &self.table) {
-                crate::ops::prefetch(&t[row_of(next) * dim..(row_of(next) + 1) * dim]);
-            }
+        for &id in ids {
             let id = id as usize;
             let r = row_of(id as u32);
             let w = self.weights.as_ref().map_or(1.0, |w| w[id] as f32);

@@ -40,7 +40,7 @@ pub struct Tokenizer {
 
 #[derive(Debug)]
 enum Backend {
-    Native(WordPiece),
+    Native(Box<WordPiece>),
     Hf {
         tok: Box<tokenizers::Tokenizer>,
         num_special: usize,
@@ -93,7 +93,7 @@ impl Tokenizer {
         };
         if let Some(wp) = native_from_json(&file, vocab, path)? {
             return Ok(Tokenizer {
-                backend: Backend::Native(wp),
+                backend: Backend::Native(Box::new(wp)),
             });
         }
         Self::hf_from_json(&bytes, &file.model, path)
@@ -165,11 +165,11 @@ impl Tokenizer {
             strip_accents: None,
             lowercase,
         });
-        wp.added = sort_added(added);
+        wp.set_added(added);
         wp.prefix_ids = vec![cls];
         wp.suffix_ids = vec![sep];
         Ok(Tokenizer {
-            backend: Backend::Native(wp),
+            backend: Backend::Native(Box::new(wp)),
         })
     }
 
@@ -288,13 +288,8 @@ impl Tokenizer {
     }
 }
 
-fn sort_added(mut added: Vec<(Box<str>, u32)>) -> Vec<(Box<str>, u32)> {
-    added.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-    added
-}
-
 /// The parts of tokenizer.json the native path reads. Sub-objects stay raw (borrowed, unparsed) until
-/// needed, and the vocabulary is streamed straight into [`Vocab`].
+/// needed; the vocabulary is scanned into a [`Vocab`] separately.
 #[derive(Deserialize)]
 struct TokenizerFile<'a> {
     #[serde(borrow, default)]
@@ -485,7 +480,7 @@ fn native_from_json(
         .collect::<Result<Vec<_>>>()?;
     let mut wp = WordPiece::new(vocab, unk_id, model.max_input_chars_per_word.unwrap_or(100));
     wp.normalizer = normalizer;
-    wp.added = sort_added(added);
+    wp.set_added(added);
     wp.prefix_ids = prefix_ids;
     wp.suffix_ids = suffix_ids;
     Ok(Some(wp))

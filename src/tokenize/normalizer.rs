@@ -44,15 +44,18 @@ impl BertNormalizer {
     pub(crate) fn normalize_into(&self, text: &str, out: &mut String, tmp: &mut String) {
         out.clear();
         if text.is_ascii() {
-            out.reserve(text.len());
             // ASCII has no CJK, nothing to decompose, and its control characters are exactly
-            // 0x00..=0x1f and 0x7f: skip the Unicode table look-ups (the common case).
-            out.extend(text.bytes().filter_map(|b| match b {
-                b'\t' | b'\n' | b'\r' if self.clean_text => Some(' '),
+            // 0x00..=0x1f and 0x7f: skip the Unicode table look-ups (the common case), and work on
+            // bytes (pushing `char`s re-encodes each one).
+            let mut bytes = std::mem::take(out).into_bytes();
+            bytes.extend(text.bytes().filter_map(|b| match b {
+                b'\t' | b'\n' | b'\r' if self.clean_text => Some(b' '),
                 0..=0x1f | 0x7f if self.clean_text => None,
-                b if self.lowercase => Some(b.to_ascii_lowercase() as char),
-                b => Some(b as char),
+                b if self.lowercase => Some(b.to_ascii_lowercase()),
+                b => Some(b),
             }));
+            // Only ASCII bytes went in; the check is a fast scan, and never fails.
+            *out = String::from_utf8(bytes).unwrap_or_default();
             return;
         }
         for c in text.chars() {

@@ -16,7 +16,9 @@ pub(crate) struct WordPiece {
     pub unk_id: u32,
     pub max_input_chars_per_word: usize,
     /// Added tokens matched in the raw text before normalization (`normalized: false`), longest first.
-    pub added: Vec<(Box<str>, u32)>,
+    added: Vec<(Box<str>, u32)>,
+    /// Bit set of the bytes an added token starts with: elsewhere no added token can start.
+    added_first: [u64; 4],
     /// Ids the post-processor puts before and after the text.
     pub prefix_ids: Vec<u32>,
     pub suffix_ids: Vec<u32>,
@@ -42,9 +44,22 @@ impl WordPiece {
             unk_id,
             max_input_chars_per_word,
             added: Vec::new(),
+            added_first: [0; 4],
             prefix_ids: Vec::new(),
             suffix_ids: Vec::new(),
         }
+    }
+
+    /// Sets the added tokens (matched longest first).
+    pub(crate) fn set_added(&mut self, mut added: Vec<(Box<str>, u32)>) {
+        added.sort_by_key(|(t, _)| std::cmp::Reverse(t.len()));
+        self.added_first = [0; 4];
+        for (t, _) in &added {
+            if let Some(&b) = t.as_bytes().first() {
+                self.added_first[b as usize / 64] |= 1 << (b % 64);
+            }
+        }
+        self.added = added;
     }
 
     /// Number of ids the post-processor adds around the text.
@@ -91,32 +106,32 @@ impl WordPiece {
     }
 
     /// Walks `text`, reporting added tokens and the text between them; stops when `f` returns false.
+    /// Matches are leftmost, and among matches at one place the longest, as in `tokenizers`. Only
+    /// bytes some added token starts with are tried (a token's first byte is never a UTF-8
+    /// continuation byte, so every match starts on a character boundary).
     fn split_added(&self, mut text: &str, mut f: impl FnMut(Segment<'_>) -> bool) {
-        if self.added.is_empty() {
+        'outer: while !text.is_empty() {
+            let b = text.as_bytes();
+            let starts = |c: u8| self.added_first[c as usize / 64] & (1 << (c % 64)) != 0;
+            for pos in (0..b.len()).filter(|&i| starts(b[i])) {
+                let Some((tok, id)) = self
+                    .added
+                    .iter()
+                    .find(|(t, _)| b[pos..].starts_with(t.as_bytes()))
+                else {
+                    continue;
+                };
+                if pos > 0 && !f(Segment::Text(&text[..pos])) {
+                    return;
+                }
+                if !f(Segment::Added(*id)) {
+                    return;
+                }
+                text = &text[pos + tok.len()..];
+                continue 'outer;
+            }
             f(Segment::Text(text));
             return;
-        }
-        while !text.is_empty() {
-            // Leftmost match; among matches at the same place the longest (`added` is sorted longest first).
-            let mut best: Option<(usize, usize, u32)> = None;
-            for (tok, id) in &self.added {
-                if let Some(pos) = text.find(&**tok)
-                    && best.is_none_or(|(p, _, _)| pos < p)
-                {
-                    best = Some((pos, tok.len(), *id));
-                }
-            }
-            let Some((pos, len, id)) = best else {
-                f(Segment::Text(text));
-                return;
-            };
-            if pos > 0 && !f(Segment::Text(&text[..pos])) {
-                return;
-            }
-            if !f(Segment::Added(id)) {
-                return;
-            }
-            text = &text[pos + len..];
         }
     }
 
@@ -137,6 +152,9 @@ impl WordPiece {
             }
             None => text,
         };
+        if text.is_ascii() {
+            return self.pre_tokenize_ascii(text, budget, start, out);
+        }
         // BertPreTokenizer: split on whitespace (dropped), then isolate each punctuation char.
         for word in text.split(char::is_whitespace).filter(|w| !w.is_empty()) {
             let mut rest = word;
@@ -161,10 +179,46 @@ impl WordPiece {
         true
     }
 
+    /// The BERT pre-tokenizer for ASCII text, byte by byte (the common case; same splits as the
+    /// `char` loop: ASCII whitespace in Unicode's sense is 0x09..=0x0d and space).
+    fn pre_tokenize_ascii(
+        &self,
+        text: &str,
+        budget: usize,
+        start: usize,
+        out: &mut Vec<u32>,
+    ) -> bool {
+        let b = text.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            let end = if matches!(c, b'\t'..=b'\r' | b' ') {
+                i += 1;
+                continue;
+            } else if c.is_ascii_punctuation() {
+                i + 1
+            } else {
+                i + b[i..]
+                    .iter()
+                    .position(|&c| matches!(c, b'\t'..=b'\r' | b' ') || c.is_ascii_punctuation())
+                    .unwrap_or(b.len() - i)
+            };
+            self.wordpiece(&text[i..end], out);
+            if out.len() - start >= budget {
+                return false;
+            }
+            i = end;
+        }
+        true
+    }
+
     /// Greedy longest-match-first WordPiece of one pre-token; the whole word becomes unk when any
     /// part cannot be matched or it is longer than `max_input_chars_per_word` characters.
     fn wordpiece(&self, word: &str, out: &mut Vec<u32>) {
-        if word.chars().count() > self.max_input_chars_per_word {
+        // Bytes bound characters from above: count characters only for long words.
+        if word.len() > self.max_input_chars_per_word
+            && word.chars().count() > self.max_input_chars_per_word
+        {
             out.push(self.unk_id);
             return;
         }
@@ -184,7 +238,10 @@ impl WordPiece {
                     found = Some(id);
                     break;
                 }
-                end -= sub.chars().next_back().map_or(1, char::len_utf8);
+                end -= match sub.as_bytes().last() {
+                    Some(&b) if b < 0x80 => 1,
+                    _ => sub.chars().next_back().map_or(1, char::len_utf8),
+                };
             }
             match found {
                 Some(id) => {
@@ -227,7 +284,7 @@ mod tests {
         });
         wp.prefix_ids = vec![1];
         wp.suffix_ids = vec![2];
-        wp.added = vec![("[SEP]".into(), 2), ("[CLS]".into(), 1)];
+        wp.set_added(vec![("[SEP]".into(), 2), ("[CLS]".into(), 1)]);
         wp
     }
 
