@@ -220,9 +220,10 @@ impl Post {
     }
 
     /// Applies to `x` (`[n, dim]`), returning `[n, out_dim]`; `normalize` is the model's own
-    /// normalization (L2 for transformers, model2vec's for static models).
-    fn apply(&self, mut x: Vec<f32>, dim: usize, normalize: fn(&mut [f32])) -> Vec<f32> {
-        if self.module_normalize {
+    /// normalization (L2 for transformers, model2vec's for static models), `None` when the caller
+    /// already applied it row by row.
+    fn apply(&self, mut x: Vec<f32>, dim: usize, normalize: Option<fn(&mut [f32])>) -> Vec<f32> {
+        if let (true, Some(normalize)) = (self.module_normalize, normalize) {
             x.chunks_exact_mut(dim).for_each(normalize);
         }
         if let Some(t) = self.truncate_dim.filter(|&t| t < dim) {
@@ -731,6 +732,9 @@ impl Embedder {
                     tokenize(i + 1, &mut next)?;
                 }
                 model.embed_ids(&ids, o, &mut row);
+                if post.module_normalize {
+                    static_model::normalize(o);
+                }
                 std::mem::swap(&mut ids, &mut next);
             }
             Ok(cut)
@@ -759,7 +763,8 @@ impl Embedder {
                     .sum::<Result<usize>>()
             })?
         };
-        let out = post.apply(out, dim, static_model::normalize);
+        // The model's normalization ran in the workers, right after each row was summed.
+        let out = post.apply(out, dim, None);
         Ok((
             Embeddings::new(post.out_dim(dim), out),
             EmbedReport { truncated },
@@ -1055,7 +1060,7 @@ impl Embedder {
             x = y;
         }
         if let Head::Model(post) = head {
-            x = post.apply(x, self.info.dim, l2_normalize);
+            x = post.apply(x, self.info.dim, Some(l2_normalize));
         }
         x
     }

@@ -16,7 +16,8 @@ use super::{EmbedArgs, OutputFormat, PrecisionArg, input, model};
 const CHUNK: usize = 8192;
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
-    let texts = input::read_texts(args.texts, args.input.as_deref(), args.input_format)?;
+    let input = input::read_texts(args.texts, args.input.as_deref(), args.input_format)?;
+    let texts = input.strs();
     let model = model::load(&args.model)?;
     let opts = args.run.options();
     let precision = match args.precision {
@@ -96,7 +97,7 @@ fn is_plain_target(path: &std::path::Path) -> bool {
 /// the inputs themselves), then is written at once.
 fn emit(
     model: &sembed::Embedder,
-    texts: &[String],
+    texts: &[&str],
     opts: &sembed::EmbedOptions,
     format: Format,
     (precision, calibration): (Precision, Option<&Ranges>),
@@ -128,7 +129,7 @@ fn emit(
 /// Embeds `texts` chunk by chunk and writes each chunk as soon as it is done.
 fn stream(
     model: &sembed::Embedder,
-    texts: &[String],
+    texts: &[&str],
     opts: &sembed::EmbedOptions,
     format: Format,
     out: impl Write,

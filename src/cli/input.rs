@@ -7,14 +7,34 @@ use anyhow::{Context, bail};
 
 use super::InputFormat;
 
+/// Texts as read: separate strings (arguments, JSON Lines) or one buffer cut into lines (a text file:
+/// one read and no allocation per line).
+pub enum Texts {
+    Owned(Vec<String>),
+    Lines {
+        buf: String,
+        lines: Vec<std::ops::Range<usize>>,
+    },
+}
+
+impl Texts {
+    /// Every text, borrowed.
+    pub fn strs(&self) -> Vec<&str> {
+        match self {
+            Texts::Owned(v) => v.iter().map(String::as_str).collect(),
+            Texts::Lines { buf, lines } => lines.iter().map(|r| &buf[r.clone()]).collect(),
+        }
+    }
+}
+
 /// The texts to embed, from arguments, `--input FILE|-`, or piped stdin.
 pub fn read_texts(
     args: Vec<String>,
     input: Option<&Path>,
     format: InputFormat,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Texts> {
     if !args.is_empty() {
-        return Ok(args);
+        return Ok(Texts::Owned(args));
     }
     let (name, reader): (String, Box<dyn Read>) = match input {
         Some(p) if p.as_os_str() != "-" => {
@@ -28,16 +48,63 @@ pub fn read_texts(
         }
         None => bail!("no input: give TEXT arguments, --input FILE, or pipe text to stdin"),
     };
-    let texts = parse(BufReader::new(reader), &name, format)?;
-    if texts.is_empty() {
+    let texts = match format {
+        InputFormat::Lines => {
+            let mut bytes = Vec::new();
+            BufReader::new(reader)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("cannot read {name}"))?;
+            let (buf, lines) = split_lines(bytes, &name)?;
+            Texts::Lines { buf, lines }
+        }
+        InputFormat::Jsonl => Texts::Owned(parse_jsonl(BufReader::new(reader), &name)?),
+    };
+    let empty = match &texts {
+        Texts::Owned(v) => v.is_empty(),
+        Texts::Lines { lines, .. } => lines.is_empty(),
+    };
+    if empty {
         bail!("{name}: no texts (the input is empty)");
     }
     Ok(texts)
 }
 
-/// Splits input into texts. Lines: every line is a text (an empty line is an empty text); a trailing
-/// `\r` is removed. JSONL: each non-blank line is a JSON string or an object with a string `text`.
-fn parse(mut r: impl BufRead, name: &str, format: InputFormat) -> anyhow::Result<Vec<String>> {
+/// One text per line (a trailing `\r` removed; an empty line is an empty text), as byte ranges of
+/// the whole input, which must be UTF-8; an error names the line and byte.
+fn split_lines(
+    bytes: Vec<u8>,
+    name: &str,
+) -> anyhow::Result<(String, Vec<std::ops::Range<usize>>)> {
+    let buf = String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let line_start = bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let line_no = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        anyhow::anyhow!(
+            "{name}:{line_no}: invalid UTF-8 at byte {}",
+            at - line_start + 1
+        )
+    })?;
+    let mut lines = Vec::new();
+    let mut start = 0;
+    while start < buf.len() {
+        let end = buf[start..].find('\n').map_or(buf.len(), |i| start + i);
+        let text_end = if buf[start..end].ends_with('\r') {
+            end - 1
+        } else {
+            end
+        };
+        lines.push(start..text_end);
+        start = end + 1;
+    }
+    Ok((buf, lines))
+}
+
+/// JSON Lines: each non-blank line is a JSON string or an object with a string `text`.
+fn parse_jsonl(mut r: impl BufRead, name: &str) -> anyhow::Result<Vec<String>> {
     let mut texts = Vec::new();
     let mut buf = Vec::new();
     let mut line_no = 0;
@@ -62,15 +129,10 @@ fn parse(mut r: impl BufRead, name: &str, format: InputFormat) -> anyhow::Result
                 e.valid_up_to() + 1
             )
         })?;
-        match format {
-            InputFormat::Lines => texts.push(line.to_string()),
-            InputFormat::Jsonl => {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                texts.push(json_text(line).map_err(|m| anyhow::anyhow!("{name}:{line_no}: {m}"))?);
-            }
+        if line.trim().is_empty() {
+            continue;
         }
+        texts.push(json_text(line).map_err(|m| anyhow::anyhow!("{name}:{line_no}: {m}"))?);
     }
     Ok(texts)
 }
@@ -93,7 +155,8 @@ mod tests {
     use super::*;
 
     fn lines(s: &[u8]) -> anyhow::Result<Vec<String>> {
-        parse(s, "t", InputFormat::Lines)
+        let (buf, lines) = split_lines(s.to_vec(), "t")?;
+        Ok(lines.into_iter().map(|r| buf[r].to_string()).collect())
     }
 
     #[test]
@@ -101,24 +164,25 @@ mod tests {
         assert_eq!(lines(b"a\r\n\nb").unwrap(), ["a", "", "b"]);
         assert_eq!(lines(b"a\n").unwrap(), ["a"]);
         assert!(lines(b"").unwrap().is_empty());
+        assert_eq!(lines(b"\n\n").unwrap(), ["", ""]);
+        assert_eq!(lines(b"x\r").unwrap(), ["x"]);
     }
 
     #[test]
     fn invalid_utf8_names_the_line() {
         let err = lines(b"ok\nbad \xff here\n").unwrap_err().to_string();
         assert_eq!(err, "t:2: invalid UTF-8 at byte 5");
+        let err = split_lines(b"\xffok".to_vec(), "t")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t:1: invalid UTF-8 at byte 1");
     }
 
     #[test]
     fn jsonl_strings_and_objects() {
-        let got = parse(
-            &b"\"a\\nb\"\n{\"text\": \"c\", \"id\": 1}\n\n"[..],
-            "t",
-            InputFormat::Jsonl,
-        )
-        .unwrap();
+        let got = parse_jsonl(&b"\"a\\nb\"\n{\"text\": \"c\", \"id\": 1}\n\n"[..], "t").unwrap();
         assert_eq!(got, ["a\nb", "c"]);
-        let err = parse(&b"{\"x\": 1}"[..], "t", InputFormat::Jsonl)
+        let err = parse_jsonl(&b"{\"x\": 1}"[..], "t")
             .unwrap_err()
             .to_string();
         assert_eq!(err, "t:1: object has no \"text\" field");
