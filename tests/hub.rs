@@ -166,6 +166,27 @@ fn a_connection_dropped_mid_file_is_retried_within_one_run() {
     assert_eq!(api_calls, 3, "two 500s, then success");
 }
 
+/// A download that stops sending (connection open, silent) hits the read timeout and is resumed on a
+/// new connection. A client that waited the stall out would receive garbage and fail the checksum.
+#[test]
+fn a_stalled_download_times_out_and_resumes() {
+    let fake = serve_fixture();
+    fake.faults(|f| f.stall = Some("model.safetensors".into()));
+    let cache = tempfile::tempdir().unwrap();
+    let mut opts = options(&fake, cache.path());
+    opts.read_timeout = Duration::from_millis(300);
+    let snap = Hub::new(opts).resolve(&model(), &mut ()).unwrap();
+    assert_eq!(embed(&snap), embed(&fixture()));
+    let weights = std::fs::read(fixture().join("model.safetensors")).unwrap();
+    let resumed = fake
+        .take_log()
+        .into_iter()
+        .filter(|r| r.path == format!("/lfs/{}", sha256_hex(&weights)))
+        .filter_map(|r| r.header("range").map(str::to_string))
+        .collect::<Vec<_>>();
+    assert_eq!(resumed, [format!("bytes={}-", weights.len() / 2)]);
+}
+
 #[test]
 fn corrupted_body_is_rejected_by_checksum() {
     let fake = serve_fixture();
@@ -442,6 +463,7 @@ fn cli_pulls_lists_embeds_offline_and_removes() {
 
     let out = sembed(true).args(["models", "rm", REPO]).output().unwrap();
     assert!(out.status.success());
+    assert!(!cache.path().join("models--test-org--tiny-dense").exists());
     let out = sembed(true)
         .args(["embed", "-m", REPO, "x"])
         .output()
@@ -546,4 +568,43 @@ fn requests_go_through_the_proxy_from_the_environment() {
     let log = fake.take_log();
     assert!(!log.is_empty() && log.iter().all(|r| r.proxied), "{log:?}");
     assert!(log.iter().any(|r| r.server == "cdn"), "{log:?}");
+}
+
+/// The token comes from the file `huggingface-cli login` writes (HF_TOKEN_PATH, else HF_HOME/token)
+/// when HF_TOKEN is unset.
+#[test]
+fn cli_reads_the_saved_login_token() {
+    let fake = serve_fixture();
+    fake.require_token("hf_from_file");
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("token"), "hf_from_file\n").unwrap();
+    let run = |with_home: bool| {
+        let mut c = Command::cargo_bin("sembed").unwrap();
+        c.args(["models", "pull", REPO])
+            .env("HF_ENDPOINT", &fake.url)
+            .env("HF_HUB_CACHE", home.path().join("hub"))
+            .env("HF_HUB_OFFLINE", "0")
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_TOKEN_PATH")
+            .env_remove("HUGGING_FACE_HUB_TOKEN");
+        if with_home {
+            c.env("HF_HOME", home.path());
+        } else {
+            c.env("HF_HOME", home.path().join("elsewhere"));
+        }
+        c.output().unwrap()
+    };
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HTTP 401") && err.contains("HF_TOKEN"),
+        "{err}"
+    );
+    let out = run(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

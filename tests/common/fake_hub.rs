@@ -45,6 +45,9 @@ pub struct Faults {
     pub corrupt: Option<String>,
     /// The next N API calls answer 500.
     pub api_500s: usize,
+    /// The CDN sends this file's headers and first half, goes silent (connection open) for 3 s, then
+    /// sends garbage for the rest — once.
+    pub stall: Option<String>,
 }
 
 #[derive(Default)]
@@ -219,6 +222,8 @@ struct Resp {
     body: Vec<u8>,
     /// Announce the full length but send only this many bytes, then close.
     cut: Option<usize>,
+    /// After `cut` bytes, keep the connection open and silent for this long, then send garbage.
+    stall_for: Option<std::time::Duration>,
 }
 
 impl Resp {
@@ -228,6 +233,7 @@ impl Resp {
             headers: Vec::new(),
             body,
             cut: None,
+            stall_for: None,
         }
     }
     fn header(mut self, k: &str, v: impl Into<String>) -> Resp {
@@ -248,6 +254,13 @@ impl Resp {
         if !head_only {
             let n = self.cut.unwrap_or(self.body.len()).min(self.body.len());
             let _ = s.write_all(&self.body[..n]);
+        }
+        let _ = s.flush();
+        if let Some(d) = self.stall_for {
+            // A client still waiting after the stall gets wrong bytes (caught by the checksum).
+            std::thread::sleep(d);
+            let n = self.cut.unwrap_or(0).min(self.body.len());
+            let _ = s.write_all(&vec![0xab; self.body.len() - n]);
         }
         let _ = s.flush();
         let _ = s.shutdown(std::net::Shutdown::Both);
@@ -373,6 +386,11 @@ fn cdn_response(st: &mut State, req: &Request) -> Resp {
     {
         st.faults.drop_times -= 1;
         resp.cut = Some(n.saturating_sub(start));
+    }
+    if st.faults.stall.as_deref() == Some(name.as_str()) {
+        st.faults.stall = None;
+        resp.cut = Some((total - start) / 2);
+        resp.stall_for = Some(std::time::Duration::from_secs(3));
     }
     resp
 }
