@@ -91,6 +91,11 @@ def main():
         "static-cold": [("sembed (Model2Vec)", [exe, "embed", "--model", m2v, SENTENCE])],
         "static-stsb": [("sembed (Model2Vec)", [exe, "embed", "--threads", "2", "--model", m2v, "--input", stsb100, "-f", "f32"])],
     }
+    # What launching any process costs from here (Python's subprocess + exec): read cold-start rows
+    # against it; hyperfine -N measures closer to the bare process.
+    floor = ("process floor: /bin/true", ["/bin/true"])
+    scenarios["cold"].append(floor)
+    scenarios["static-cold"].append(floor)
     sizes = {"stsb": n_sent, "static-stsb": 100 * n_sent}
     m2vrs = os.path.join(ROOT, "bench", "model2vec-rs")
     m2vrs_target = os.environ.get("CARGO_TARGET_DIR", os.path.join(m2vrs, "target"))

@@ -256,7 +256,33 @@ impl Hub {
                 hint: "listed by the hub but not downloadable".into(),
             });
         };
-        let commit = meta.commit.clone().unwrap_or_else(|| pin.revision.clone());
+        // The ETag names a file in blobs/: it must not be able to name anything else.
+        let etag_ok = !meta.etag.is_empty()
+            && meta.etag.len() <= 128
+            && meta
+                .etag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !etag_ok {
+            return Err(Error::Network {
+                url: meta.url.clone(),
+                reason: format!("the hub gave an unusable ETag {:?} for {file}", meta.etag),
+            });
+        }
+        if meta
+            .commit
+            .as_deref()
+            .is_some_and(|c| !c.eq_ignore_ascii_case(&pin.revision))
+        {
+            return Err(Error::Network {
+                url: meta.url.clone(),
+                reason: format!(
+                    "asked for commit {} of {file}, the hub answered for another",
+                    pin.revision
+                ),
+            });
+        }
+        let commit = &pin.revision;
         let blob = self.cache.blob_path(&pin.repo_id, &meta.etag);
         if !blob.exists() {
             let _lock = BlobLock::acquire(&self.cache.lock_path(&pin.repo_id, &meta.etag))?;
@@ -268,7 +294,7 @@ impl Hub {
                 client.download(&meta, &blob, file, progress)?;
             }
         }
-        self.cache.link(&pin.repo_id, &commit, file, &meta.etag)?;
+        self.cache.link(&pin.repo_id, commit, file, &meta.etag)?;
         Ok(())
     }
 }
@@ -287,6 +313,12 @@ fn select_files<'a>(
         Some(ms) => {
             for m in ms {
                 let path = m.path.trim_end_matches('/');
+                if !path.is_empty() && !safe_relative(path) {
+                    return Err(Error::Unsupported {
+                        what: "repository",
+                        name: format!("{model}: modules.json names the folder {path:?}"),
+                    });
+                }
                 dirs.insert(path);
                 let kind = m.kind.rsplit('.').next().unwrap_or_default();
                 if matches!(kind, "Transformer" | "Dense" | "StaticEmbedding") {
@@ -328,13 +360,22 @@ fn select_files<'a>(
         .copied()
         .filter(|f| {
             let base = f.rsplit('/').next().unwrap_or(f);
-            dirs.contains(parent(f))
+            safe_relative(f)
+                && dirs.contains(parent(f))
                 && (base == "model.safetensors"
                     || base.ends_with(".json")
                     || base.ends_with(".txt"))
                 && !base.ends_with(".index.json")
         })
         .collect())
+}
+
+/// A relative path that stays inside the snapshot folder: no `..`, `.`, empty or absolute parts (the
+/// file list comes from the server, and its names become paths on disk).
+fn safe_relative(p: &str) -> bool {
+    !p.is_empty()
+        && !p.contains('\\')
+        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 fn parent(f: &str) -> &str {
@@ -444,6 +485,28 @@ mod tests {
                 "vocab.txt"
             ]
         );
+    }
+
+    #[test]
+    fn names_from_the_server_cannot_leave_the_snapshot() {
+        let m: ModelRef = "a/b".parse().unwrap();
+        let files: BTreeSet<&str> = [
+            "config.json",
+            "model.safetensors",
+            "../../evil.json",
+            "/etc/x.json",
+            "a/../../b.json",
+            "./c.json",
+            "d//e.json",
+            "f\\g.json",
+        ]
+        .into();
+        assert_eq!(
+            select_files(&m, &files, None).unwrap(),
+            ["config.json", "model.safetensors"]
+        );
+        let ms = modules(r#"[{"path":"../x","type":"sentence_transformers.models.Dense"}]"#);
+        assert!(select_files(&m, &files, Some(&ms)).is_err());
     }
 
     #[test]

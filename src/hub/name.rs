@@ -144,11 +144,17 @@ impl FromStr for ModelRef {
             Some((n, r)) => (n, r.to_string()),
             None => (s, "main".to_string()),
         };
-        if revision.chars().any(|c| c.is_control() || c == ' ')
-            || revision.contains("..")
-            || revision.starts_with('/')
+        // The revision becomes a path under refs/: every part must be a plain name.
+        if revision
+            .chars()
+            .any(|c| c.is_control() || c == ' ' || c == '\\')
+            || revision
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
         {
-            return Err(bad("the revision has spaces, control characters or '..'"));
+            return Err(bad(
+                "the revision has spaces, control characters, or empty, '.' or '..' parts",
+            ));
         }
         let repo_id = match name.split_once('/') {
             None => alias(name).map(str::to_string).ok_or_else(|| {
@@ -222,6 +228,10 @@ mod tests {
             "a/b@x y",
             "../x",
             "a/b@../../etc",
+            "a/b@/main",
+            "a/b@refs//x",
+            "a/b@.",
+            "a/b@x\\y",
         ] {
             let e = s.parse::<ModelRef>().unwrap_err();
             assert!(matches!(e, Error::InvalidOption(_)), "{s}: {e}");
