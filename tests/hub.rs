@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use common::fake_hub::{FakeHub, git_etag, sha256_hex};
+use common::fake_hub::{FakeHub, git_etag, read_tree, sha256_hex};
 use sembed::hub::{Hub, HubOptions, ModelRef};
 use sembed::{EmbedOptions, Embedder, Error};
 
@@ -37,6 +36,29 @@ fn serve_fixture() -> FakeHub {
     let hub = FakeHub::start();
     hub.add_repo_dir(REPO, COMMIT, &fixture());
     hub
+}
+
+/// `sembed` with a clean Hugging Face environment: the fake hub as endpoint, `hf_home/hub` as cache,
+/// no token from the developer's own environment, network on.
+fn sembed_cli(endpoint: &str, hf_home: &Path) -> Command {
+    let mut c = Command::cargo_bin("sembed").unwrap();
+    c.env("HF_ENDPOINT", endpoint)
+        .env("HF_HOME", hf_home)
+        .env("HF_HUB_CACHE", hf_home.join("hub"))
+        .env("HF_HUB_OFFLINE", "0")
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_TOKEN_PATH")
+        .env_remove("HUGGING_FACE_HUB_TOKEN");
+    c
+}
+
+/// Asserts a command exited 0, showing its stderr if not.
+fn succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn model() -> ModelRef {
@@ -312,8 +334,7 @@ fn loads_a_python_made_cache_offline() {
         .path()
         .join("models--sentence-transformers--all-MiniLM-L6-v2");
     let snap = repo.join("snapshots").join(COMMIT);
-    let mut files = BTreeMap::new();
-    walk(&fixture(), &fixture(), &mut files);
+    let files = read_tree(&fixture());
     for (rel, bytes) in &files {
         let etag = if rel.ends_with(".safetensors") {
             sha256_hex(bytes)
@@ -362,25 +383,10 @@ fn loads_a_python_made_cache_offline() {
     );
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(root, &p, out);
-        } else {
-            out.insert(
-                p.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            );
-        }
-    }
-}
-
 #[test]
 fn pickle_only_repos_are_refused_and_empty_files_download() {
     let fake = serve_fixture();
-    let mut files = BTreeMap::new();
-    walk(&fixture(), &fixture(), &mut files);
+    let mut files = read_tree(&fixture());
     let mut pickle = files.clone();
     let weights = pickle.remove("model.safetensors").unwrap();
     pickle.insert("pytorch_model.bin".into(), weights);
@@ -411,23 +417,15 @@ fn cli_pulls_lists_embeds_offline_and_removes() {
     let fake = serve_fixture();
     let cache = tempfile::tempdir().unwrap();
     let sembed = |offline: bool| {
-        let mut c = Command::cargo_bin("sembed").unwrap();
-        c.env("HF_ENDPOINT", &fake.url)
-            .env("HF_HUB_CACHE", cache.path())
-            .env_remove("HF_TOKEN")
-            .env("HF_TOKEN_PATH", cache.path().join("no-token"))
-            .env("HF_HUB_OFFLINE", if offline { "1" } else { "0" });
+        let mut c = sembed_cli(&fake.url, cache.path());
+        c.env("HF_HUB_OFFLINE", if offline { "1" } else { "0" });
         c
     };
     let out = sembed(false)
         .args(["models", "pull", REPO])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("downloading test-org/tiny-dense"),
@@ -441,11 +439,7 @@ fn cli_pulls_lists_embeds_offline_and_removes() {
         .args(["embed", "-m", REPO, "--format", "json", "hello hub"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(fake.take_log().is_empty());
     let got: Vec<Vec<f32>> = serde_json::from_slice(&out.stdout).unwrap();
     let want = Embedder::from_dir(fixture())
@@ -463,7 +457,12 @@ fn cli_pulls_lists_embeds_offline_and_removes() {
 
     let out = sembed(true).args(["models", "rm", REPO]).output().unwrap();
     assert!(out.status.success());
-    assert!(!cache.path().join("models--test-org--tiny-dense").exists());
+    assert!(
+        !cache
+            .path()
+            .join("hub/models--test-org--tiny-dense")
+            .exists()
+    );
     let out = sembed(true)
         .args(["embed", "-m", REPO, "x"])
         .output()
@@ -549,22 +548,14 @@ fn python_huggingface_hub_shares_the_cache_both_ways() {
 fn requests_go_through_the_proxy_from_the_environment() {
     let fake = serve_fixture();
     let cache = tempfile::tempdir().unwrap();
-    let out = Command::cargo_bin("sembed")
-        .unwrap()
+    let out = sembed_cli("http://hub.invalid", cache.path())
         .args(["models", "pull", REPO])
-        .env("HF_ENDPOINT", "http://hub.invalid")
-        .env("HF_HUB_CACHE", cache.path())
-        .env("HF_HUB_OFFLINE", "0")
         .env("HTTP_PROXY", &fake.url)
         .env_remove("NO_PROXY")
         .env_remove("no_proxy")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let log = fake.take_log();
     assert!(!log.is_empty() && log.iter().all(|r| r.proxied), "{log:?}");
     assert!(log.iter().any(|r| r.server == "cdn"), "{log:?}");
@@ -579,17 +570,9 @@ fn cli_reads_the_saved_login_token() {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join("token"), "hf_from_file\n").unwrap();
     let run = |with_home: bool| {
-        let mut c = Command::cargo_bin("sembed").unwrap();
-        c.args(["models", "pull", REPO])
-            .env("HF_ENDPOINT", &fake.url)
-            .env("HF_HUB_CACHE", home.path().join("hub"))
-            .env("HF_HUB_OFFLINE", "0")
-            .env_remove("HF_TOKEN")
-            .env_remove("HF_TOKEN_PATH")
-            .env_remove("HUGGING_FACE_HUB_TOKEN");
-        if with_home {
-            c.env("HF_HOME", home.path());
-        } else {
+        let mut c = sembed_cli(&fake.url, home.path());
+        c.args(["models", "pull", REPO]);
+        if !with_home {
             c.env("HF_HOME", home.path().join("elsewhere"));
         }
         c.output().unwrap()
@@ -602,9 +585,5 @@ fn cli_reads_the_saved_login_token() {
         "{err}"
     );
     let out = run(true);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 }

@@ -110,9 +110,7 @@ impl FakeHub {
 
     /// Serves a model folder as repo `id` at `commit`.
     pub fn add_repo_dir(&self, id: &str, commit: &str, dir: &Path) {
-        let mut files = BTreeMap::new();
-        collect(dir, dir, &mut files);
-        self.add_repo(id, commit, files);
+        self.add_repo(id, commit, read_tree(dir));
     }
 
     pub fn add_repo(&self, id: &str, commit: &str, files: BTreeMap<String, Vec<u8>>) {
@@ -141,16 +139,22 @@ impl FakeHub {
     }
 }
 
-fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect(root, &p, out);
-        } else {
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            out.insert(rel, std::fs::read(&p).unwrap());
+/// Every file under `dir`, by path relative to it (`/`-separated), with its bytes.
+pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
         }
     }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
 }
 
 fn serve(stream: TcpStream, server: &'static str, state: &Mutex<State>, cdn_url: &str) {
