@@ -275,6 +275,23 @@ fn token_is_required_sent_to_the_hub_and_never_to_the_cdn() {
     );
 }
 
+/// A renamed repo: the hub answers the old name with same-host redirects; the model is cached under
+/// the name it was asked by (as Python does) and the token follows those redirects.
+#[test]
+fn renamed_repos_are_followed() {
+    let fake = serve_fixture();
+    fake.rename("old-org/old-name", REPO);
+    fake.require_token("hf_x");
+    let cache = tempfile::tempdir().unwrap();
+    let mut opts = options(&fake, cache.path());
+    opts.token = Some("hf_x".into());
+    let snap = Hub::new(opts)
+        .resolve(&"old-org/old-name".parse().unwrap(), &mut ())
+        .unwrap();
+    assert!(snap.starts_with(cache.path().join("models--old-org--old-name")));
+    assert_eq!(embed(&snap), embed(&fixture()));
+}
+
 #[test]
 fn missing_repo_and_revision_give_404_errors() {
     let fake = serve_fixture();

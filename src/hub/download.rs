@@ -98,9 +98,25 @@ impl Client {
             encode(&model.revision, false)
         );
         self.retrying(&url, || {
-            let resp = match self.request("GET", &url, None) {
-                Ok(r) => r,
-                Err(e) => return classify(e, &url),
+            // A renamed repo answers with a redirect on the same host: follow it (with the token).
+            let mut at = url.clone();
+            let mut hops = 0;
+            let resp = loop {
+                let resp = match self.request("GET", &at, None) {
+                    Ok(r) => r,
+                    Err(e) => return classify(e, &at),
+                };
+                match header(&resp, "location").map(|l| absolute(&at, l)) {
+                    Some(next)
+                        if resp.status().is_redirection()
+                            && origin(&next) == self.origin
+                            && hops < MAX_REDIRECTS =>
+                    {
+                        hops += 1;
+                        at = next;
+                    }
+                    _ => break resp,
+                }
             };
             match resp.status().as_u16() {
                 200 => {}
@@ -234,6 +250,7 @@ impl Client {
             return Try::Done(()); // complete on disk already; verified by the caller
         }
         let mut url = meta.url.clone();
+        let mut redirects = 0;
         let resp = loop {
             let range = (have > 0).then_some(have);
             let resp = match self.request("GET", &url, range) {
@@ -243,6 +260,13 @@ impl Client {
             if resp.status().is_redirection()
                 && let Some(loc) = header(&resp, "location")
             {
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    return Try::Fail(Error::Network {
+                        url,
+                        reason: "too many redirects".into(),
+                    });
+                }
                 url = absolute(&url, loc);
                 continue;
             }

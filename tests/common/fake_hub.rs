@@ -53,6 +53,8 @@ pub struct Faults {
 #[derive(Default)]
 struct State {
     repos: BTreeMap<String, Repo>,
+    /// Renamed repos: old id → new id (answered with same-host 307s, as the hub does).
+    renamed: BTreeMap<String, String>,
     token: Option<String>,
     faults: Faults,
     log: Vec<Request>,
@@ -123,6 +125,12 @@ impl FakeHub {
             .unwrap()
             .repos
             .insert(id.to_string(), repo);
+    }
+
+    /// Makes `old` a former name of `new`.
+    pub fn rename(&self, old: &str, new: &str) {
+        let mut st = self.state.lock().unwrap();
+        st.renamed.insert(old.to_string(), new.to_string());
     }
 
     pub fn require_token(&self, token: &str) {
@@ -272,6 +280,14 @@ impl Resp {
 }
 
 fn hub_response(st: &mut State, req: &Request, cdn_url: &str) -> Resp {
+    for (old, new) in &st.renamed {
+        for prefix in ["/api/models/", "/"] {
+            if let Some(rest) = req.path.strip_prefix(&format!("{prefix}{old}/")) {
+                return Resp::new(307, Vec::new())
+                    .header("Location", format!("{prefix}{new}/{rest}"));
+            }
+        }
+    }
     if let Some(t) = &st.token
         && req.header("authorization") != Some(&format!("Bearer {t}"))
     {
