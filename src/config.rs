@@ -62,6 +62,13 @@ pub struct ModuleEntry {
     pub kind: String,
 }
 
+impl ModuleEntry {
+    /// The class name without its Python module path (`Pooling`, `Transformer`, ...).
+    pub(crate) fn short_kind(&self) -> &str {
+        self.kind.rsplit('.').next().unwrap_or(&self.kind)
+    }
+}
+
 /// `sentence_bert_config.json`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SentenceBertConfig {

@@ -24,14 +24,14 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 pub use cache::{CachedModel, HfCache};
 pub use name::{ALIASES, ModelRef};
 
 use download::{BlobLock, Client, ClientConfig};
 
+use crate::config::ModuleEntry;
 use crate::error::{Error, Result};
+use crate::source::join;
 
 /// Receives download progress (the CLI draws a bar; `()` ignores it).
 pub trait Progress {
@@ -116,15 +116,6 @@ pub struct Hub {
     opts: HubOptions,
     cache: HfCache,
     client: OnceLock<Client>,
-}
-
-/// modules.json entry (only what file selection needs).
-#[derive(Deserialize)]
-struct Module {
-    #[serde(default)]
-    path: String,
-    #[serde(rename = "type", default)]
-    kind: String,
 }
 
 impl Hub {
@@ -218,7 +209,7 @@ impl Hub {
             revision: commit.clone(),
         };
         let snap = self.cache.snapshot_dir(&model.repo_id, &commit);
-        let modules: Option<Vec<Module>> = if files.contains("modules.json") {
+        let modules: Option<Vec<ModuleEntry>> = if files.contains("modules.json") {
             self.fetch(&pin, "modules.json", &mut ())?;
             let p = snap.join("modules.json");
             let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
@@ -304,7 +295,7 @@ impl Hub {
 fn select_files<'a>(
     model: &ModelRef,
     files: &BTreeSet<&'a str>,
-    modules: Option<&[Module]>,
+    modules: Option<&[ModuleEntry]>,
 ) -> Result<Vec<&'a str>> {
     let mut dirs: BTreeSet<&str> = BTreeSet::from([""]);
     // Folders whose module carries weights.
@@ -320,7 +311,7 @@ fn select_files<'a>(
                     });
                 }
                 dirs.insert(path);
-                let kind = m.kind.rsplit('.').next().unwrap_or_default();
+                let kind = m.short_kind();
                 if matches!(kind, "Transformer" | "Dense" | "StaticEmbedding") {
                     weighted.push(path);
                 }
@@ -328,13 +319,6 @@ fn select_files<'a>(
         }
         None => weighted.push(""),
     }
-    let join = |dir: &str, f: &str| {
-        if dir.is_empty() {
-            f.to_string()
-        } else {
-            format!("{dir}/{f}")
-        }
-    };
     for dir in &weighted {
         if files.contains(join(dir, "model.safetensors").as_str()) {
             continue;
@@ -388,16 +372,9 @@ fn missing_files(snap: &Path) -> Vec<String> {
         return vec!["everything (no snapshot folder)".into()];
     }
     let mut need: Vec<String> = Vec::new();
-    let modules: Option<Vec<Module>> = std::fs::read(snap.join("modules.json"))
+    let modules: Option<Vec<ModuleEntry>> = std::fs::read(snap.join("modules.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let join = |dir: &str, f: &str| {
-        if dir.is_empty() {
-            f.to_string()
-        } else {
-            format!("{dir}/{f}")
-        }
-    };
     let tokenizer = |dir: &str| {
         let (a, b) = (join(dir, "tokenizer.json"), join(dir, "vocab.txt"));
         if snap.join(&a).exists() || snap.join(&b).exists() {
@@ -410,7 +387,7 @@ fn missing_files(snap: &Path) -> Vec<String> {
         Some(ms) => {
             for m in &ms {
                 let dir = m.path.trim_end_matches('/');
-                match m.kind.rsplit('.').next().unwrap_or_default() {
+                match m.short_kind() {
                     "Transformer" => {
                         need.push(join(dir, "config.json"));
                         need.push(join(dir, "model.safetensors"));
@@ -442,7 +419,7 @@ fn missing_files(snap: &Path) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn modules(json: &str) -> Vec<Module> {
+    fn modules(json: &str) -> Vec<ModuleEntry> {
         serde_json::from_str(json).unwrap()
     }
 

@@ -227,11 +227,6 @@ fn too_long(opts: &EmbedOptions, index: usize, text: &str, max: usize) -> Result
     })
 }
 
-/// What a modules.json entry is, from the last part of its Python class path (classic and 6.x names).
-fn module_kind(entry: &ModuleEntry) -> &str {
-    entry.kind.rsplit('.').next().unwrap_or(&entry.kind)
-}
-
 impl Embedder {
     /// Loads a sentence-transformers (or plain Hugging Face BERT) model directory.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
@@ -296,10 +291,10 @@ impl Embedder {
                 "lists no modules",
             ));
         };
-        if module_kind(first) == "StaticEmbedding" {
+        if first.short_kind() == "StaticEmbedding" {
             return Self::load_static(src, name, &first.path);
         }
-        if module_kind(first) != "Transformer" {
+        if first.short_kind() != "Transformer" {
             return Err(Error::Unsupported {
                 what: "first module",
                 name: first.kind.clone(),

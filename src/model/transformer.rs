@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Backend, EmbedOptions, Embedder, ModelInfo, Post, module_kind};
+use super::{Backend, EmbedOptions, Embedder, ModelInfo, Post};
 use crate::bert::{BertModel, Flavor, Packed, Workspace, check_ids};
 use crate::config::{
     DenseConfig, ModuleEntry, PoolingConfig, SentenceBertConfig, SentenceTransformersConfig,
@@ -106,7 +106,7 @@ impl Embedder {
         let mut normalize = false;
         let mut dim = hidden;
         for m in rest {
-            match module_kind(m) {
+            match m.short_kind() {
                 "Pooling" => {
                     let rel = join(&m.path, "config.json");
                     let cfg: PoolingConfig = src.require_json(&rel)?;

@@ -39,7 +39,8 @@ fn find_key(b: &[u8], i: usize, key: &[u8]) -> Option<usize> {
     }
 }
 
-fn ws(b: &[u8], mut i: usize) -> usize {
+/// Past the JSON whitespace starting at `i`.
+pub(super) fn ws(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
         i += 1;
     }

@@ -227,12 +227,7 @@ impl Vocab {
         let base = arena.base();
         let b = base.get(at..).unwrap_or_default();
         let eof = || "unexpected end of the vocabulary".to_string();
-        let ws = |i: usize| {
-            i + b[i.min(b.len())..]
-                .iter()
-                .position(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
-                .unwrap_or(b.len() - i.min(b.len()))
-        };
+        let ws = |i: usize| super::json_scan::ws(b, i);
         let mut i = ws(0);
         if b.get(i) != Some(&b'{') {
             return Err("not a JSON object".into());
