@@ -131,10 +131,46 @@ fn gemm_peak() -> f64 {
     gflops
 }
 
+/// Warm single-sentence latency only, many times over (for `perf record`): `-- latency [ITERATIONS]`.
+fn latency_only(model: &Embedder, iterations: usize) {
+    let one = ["A man is playing a guitar."];
+    let opts = EmbedOptions {
+        threads: 2,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    for _ in 0..iterations {
+        model.embed(&one, &opts).unwrap();
+    }
+    println!(
+        "{iterations} single-sentence embeddings, 2 threads: mean {:.3} ms",
+        t.elapsed().as_secs_f64() * 1e3 / iterations as f64
+    );
+}
+
+fn model_dir() -> String {
+    std::env::var("SEMBED_TEST_MODEL").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/sembed/test-models/all-MiniLM-L6-v2",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    })
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench --bench latency -- static` runs only the Model2Vec part.
-    if std::env::args().skip(1).any(|a| a == "static") {
+    if args.iter().any(|a| a == "static") {
         run_static(&stsb());
+        return;
+    }
+    // `-- latency [N]`: only the f32 directory's warm latency, N times (default 2,000).
+    if let Some(i) = args.iter().position(|a| a == "latency") {
+        let n = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(2000);
+        match Embedder::from_dir(model_dir()) {
+            Ok(m) => latency_only(&m, n),
+            Err(e) => eprintln!("model dir f32: not run ({e})"),
+        }
         return;
     }
     let peak = gemm_peak();
@@ -147,13 +183,7 @@ fn main() {
     run_static(&sentences);
     #[cfg(feature = "builtin")]
     run("built-in f16", &Embedder::builtin().unwrap(), &sentences);
-    let dir = std::env::var("SEMBED_TEST_MODEL").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/sembed/test-models/all-MiniLM-L6-v2",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    match Embedder::from_dir(&dir) {
+    match Embedder::from_dir(model_dir()) {
         Ok(m) => run("model dir f32", &m, &sentences),
         Err(e) => eprintln!("model dir f32: not run ({e}); scripts/fetch-test-model.sh fetches it"),
     }

@@ -1,12 +1,15 @@
 //! Two threads on one short input. A single sentence is a few rows, so each matrix product is only
 //! tens of microseconds: waking a sleeping pool thread (futex) costs as much as the work, which is
 //! why a rayon split gained ~10%. Here a helper thread lives for one forward pass and spins between
-//! jobs; each product is split by weight rows — this thread writes the left columns in place, the
-//! helper computes the right ones from its own copy of the input and they are added after.
+//! jobs. Each product's output columns (weight rows) are cut into chunks that the two threads claim
+//! from opposite ends — this thread writes its chunks in place, the helper computes its own from a
+//! copy of the input into its buffer, added after — so neither waits long for the other whatever
+//! their speeds. (A fixed half each left this thread waiting 21.7 µs per product on average, the
+//! chunks 10.4 µs; f32 single-sentence latency 3.64 → 2.89 ms in one slow period of the host.)
 //! Plain `Mutex` + atomics: no unsafe, no allocation per job once the buffers have grown.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::skinny::{Rows, matmul_nt};
 
@@ -15,12 +18,28 @@ struct Job<'w> {
     x: Vec<f32>, // [m, k] copy of the input rows
     w: Option<Rows<'w>>,
     dims: (usize, usize, usize), // (m, k, n)
-    y: Vec<f32>,                 // [m, n] the helper's result
+    y: Vec<f32>, // [m, n] the helper's result (only its chunks' columns are written)
+}
+
+/// Columns per claimed piece of a product: small enough that the two threads finish within a few
+/// microseconds of each other, a multiple of every kernel's column block (3 and 4).
+const CHUNK: usize = 48;
+
+/// Packs the unclaimed chunk range `[lo, hi)` into one word, so both ends move with one CAS.
+fn pack(lo: usize, hi: usize) -> u64 {
+    (lo as u64) | ((hi as u64) << 32)
+}
+
+fn unpack(v: u64) -> (usize, usize) {
+    ((v & 0xffff_ffff) as usize, (v >> 32) as usize)
 }
 
 /// A helper thread's mailbox, shared for the duration of one forward pass.
 pub(crate) struct Team<'w> {
     posted: AtomicUsize,
+    /// Chunks not yet claimed, `pack(lo, hi)`: this thread takes from the left, the helper from
+    /// the right.
+    unclaimed: AtomicU64,
     finished: AtomicUsize,
     quit: AtomicBool,
     job: Mutex<Job<'w>>,
@@ -30,6 +49,7 @@ impl<'w> Team<'w> {
     pub(crate) fn new() -> Self {
         Team {
             posted: AtomicUsize::new(0),
+            unclaimed: AtomicU64::new(0),
             finished: AtomicUsize::new(0),
             quit: AtomicBool::new(false),
             job: Mutex::new(Job {
@@ -56,10 +76,16 @@ impl<'w> Team<'w> {
                     dims: (m, k, n),
                     y,
                 } = &mut *job;
-                y.clear();
                 y.resize(*m * *n, 0.0);
                 if let Some(w) = w {
-                    matmul_nt(x, *w, y, *m, *k, *n, *n);
+                    while let Some(c) = self.claim(Side::Right) {
+                        let (j, width) = (c * CHUNK, CHUNK.min(*n - c * CHUNK));
+                        for row in y.chunks_exact_mut(*n) {
+                            row[j..j + width].fill(0.0);
+                        }
+                        let cols = w.split_at(j, *k).1.split_at(width, *k).0;
+                        matmul_nt(x, cols, &mut y[j..], *m, *k, width, *n);
+                    }
                 }
                 drop(job);
                 self.finished.store(seen, Ordering::Release);
@@ -77,7 +103,32 @@ impl<'w> Team<'w> {
         self.quit.store(true, Ordering::Release);
     }
 
-    /// `y[m, n] += x[m, k] · wᵀ` with the right half of the columns computed by the helper.
+    /// Takes one chunk from the given end of the unclaimed range, if any is left.
+    fn claim(&self, side: Side) -> Option<usize> {
+        let mut cur = self.unclaimed.load(Ordering::Acquire);
+        loop {
+            let (lo, hi) = unpack(cur);
+            if lo >= hi {
+                return None;
+            }
+            let (next, got) = match side {
+                Side::Left => (pack(lo + 1, hi), lo),
+                Side::Right => (pack(lo, hi - 1), hi - 1),
+            };
+            match self.unclaimed.compare_exchange_weak(
+                cur,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(got),
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// `y[m, n] += x[m, k] · wᵀ`, the columns shared with the helper in chunks claimed from both
+    /// ends, so neither thread waits long for the other however their speeds differ.
     pub(crate) fn matmul(
         &self,
         x: &[f32],
@@ -85,26 +136,41 @@ impl<'w> Team<'w> {
         y: &mut [f32],
         (m, k, n): (usize, usize, usize),
     ) {
-        let h = n / 2 / 4 * 4;
-        let (left, right) = w.split_at(h, k);
+        let chunks = n.div_ceil(CHUNK);
         {
             let mut job = self.job.lock().unwrap_or_else(|p| p.into_inner());
             job.x.clear();
             job.x.extend_from_slice(&x[..m * k]);
-            job.w = Some(right);
-            job.dims = (m, k, n - h);
+            job.w = Some(w);
+            job.dims = (m, k, n);
         }
+        self.unclaimed.store(pack(0, chunks), Ordering::Release);
         let ticket = self.posted.fetch_add(1, Ordering::AcqRel) + 1;
-        matmul_nt(x, left, y, m, k, h, n);
+        while let Some(c) = self.claim(Side::Left) {
+            let (j, width) = (c * CHUNK, CHUNK.min(n - c * CHUNK));
+            let cols = w.split_at(j, k).1.split_at(width, k).0;
+            matmul_nt(x, cols, &mut y[j..], m, k, width, n);
+        }
         let mut idle = 0;
         while self.finished.load(Ordering::Acquire) != ticket {
             idle = backoff(idle);
         }
+        // Everything from where the two ends met was computed by the helper.
+        let split = (unpack(self.unclaimed.load(Ordering::Acquire)).0 * CHUNK).min(n);
         let job = self.job.lock().unwrap_or_else(|p| p.into_inner());
-        for (row, part) in y.chunks_exact_mut(n).zip(job.y.chunks_exact(n - h)) {
-            row[h..].iter_mut().zip(part).for_each(|(o, p)| *o += p);
+        for (row, part) in y.chunks_exact_mut(n).zip(job.y.chunks_exact(n)).take(m) {
+            row[split..]
+                .iter_mut()
+                .zip(&part[split..])
+                .for_each(|(o, p)| *o += p);
         }
     }
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Left,
+    Right,
 }
 
 /// Spins briefly (256 rounds), then yields the core: when more threads than cores are runnable (the
@@ -140,21 +206,32 @@ pub(crate) fn with_team<'w, R>(f: impl FnOnce(&Team<'w>) -> R) -> R {
 mod tests {
     use super::*;
 
+    /// Bit for bit what one thread computes, for products of one chunk, many chunks and a ragged
+    /// last chunk, run back to back on one team (the helper's buffer is reused across shapes).
     #[test]
     fn split_matmul_equals_one_thread() {
-        let (m, k, n) = (5, 24, 37);
-        let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
-        let w: Vec<f32> = (0..n * k).map(|i| (i % 5) as f32 * 0.5).collect();
-        let mut want = vec![1.0f32; m * n];
-        matmul_nt(&x, Rows::F32(&w), &mut want, m, k, n, n);
-        let got = with_team(|team| {
-            let mut y = vec![1.0f32; m * n];
-            for _ in 0..3 {
-                y.fill(1.0);
-                team.matmul(&x, Rows::F32(&w), &mut y, (m, k, n));
+        let shapes = [
+            (5, 24, 37),
+            (9, 40, 384),
+            (1, 16, 1536 + 7),
+            (32, 8, 3 * CHUNK),
+        ];
+        // The weights outlive the team, as a model's do.
+        let weights: Vec<Vec<f32>> = shapes
+            .iter()
+            .map(|&(_, k, n)| (0..n * k).map(|i| (i % 5) as f32 * 0.5 - 0.7).collect())
+            .collect();
+        with_team(|team| {
+            for (&(m, k, n), w) in shapes.iter().zip(&weights) {
+                let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
+                let mut want = vec![1.0f32; m * n];
+                matmul_nt(&x, Rows::F32(w), &mut want, m, k, n, n);
+                for _ in 0..3 {
+                    let mut y = vec![1.0f32; m * n];
+                    team.matmul(&x, Rows::F32(w), &mut y, (m, k, n));
+                    assert_eq!(y, want, "{m}x{k}x{n}");
+                }
             }
-            y
         });
-        assert_eq!(got, want);
     }
 }
