@@ -11,9 +11,10 @@ mod static_lookup;
 mod transformer;
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Mutex, OnceLock};
 
-use crate::bert::Workspace;
+use crate::bert::{ResidentLayers, Workspace};
 use crate::config::{ModuleEntry, SentenceTransformersConfig};
 use crate::dense::Dense;
 use crate::embeddings::Embeddings;
@@ -122,8 +123,9 @@ pub struct ModelInfo {
 /// # Ok::<(), sembed::Error>(())
 /// ```
 pub struct Embedder {
-    // Declared before `backend` so it is dropped (its thread joined) before the mapping.
-    _prefetch: Option<Prefetch>,
+    // Declared before `backend` so it is dropped (its thread joined) before the mapping. Taken
+    // (joined) early when the weights are copied to huge pages.
+    prefetch: Mutex<Option<Prefetch>>,
     backend: Backend,
     tokenizer: Tokenizer,
     normalize: bool,
@@ -147,6 +149,10 @@ enum Backend {
     /// A transformer encoder, then sentence-transformers' pooling / dense modules.
     Transformer {
         encoder: Encoder,
+        /// The encoder's layers over huge pages, made once they pay off (`resident_layers`).
+        resident: OnceLock<Option<ResidentLayers>>,
+        /// Encoder runs so far (what decides when the copy pays for itself).
+        runs: AtomicUsize,
         pooling: Pooling,
         dense: Vec<Dense>,
         do_lower_case: bool,

@@ -91,7 +91,7 @@ impl Embedder {
             table,
         };
         Ok(Embedder {
-            _prefetch: None,
+            prefetch: Mutex::new(None),
             backend: Backend::Static(pipeline),
             tokenizer,
             normalize,
