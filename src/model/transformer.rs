@@ -33,6 +33,13 @@ self_cell::self_cell!(
 /// feed-forward buffer of a MiniLM-sized model) however long the inputs are.
 pub(super) const MAX_BATCH_TOKENS: usize = 1024;
 
+/// Encoder runs (calls of `embed`) after which f32 layers are copied into huge pages. The copy
+/// took 21–121 ms here (mostly the kernel zeroing fresh huge pages, which in this VM first have to
+/// be backed by the host) and saves 0.2–0.7 ms per single-sentence run (2 / 1 threads), so only a
+/// model that is kept and used often (a server, a loop over inputs) earns it back. Batched runs
+/// gain nothing measurable from it (STS-B: within noise), so batch count plays no part.
+const RESIDENT_AFTER_RUNS: usize = 64;
+
 /// What a transformer batch ends with.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Head {
@@ -375,10 +382,8 @@ impl Embedder {
         Ok(Embeddings::new(dim, out))
     }
 
-    /// The encoder's layers over a huge-page copy of their weights, made the second time the encoder
-    /// runs, or on the first for more than one batch of work: a one-off copy (~10 ms for MiniLM's
-    /// f32 layers) that a single short run would not earn back — a cold `sembed embed "…"` does
-    /// not pay it — and that then speeds every pass (see `SafeTensors::copy_to_huge_pages`).
+    /// The encoder's layers over a huge-page copy of their weights, made once the encoder has run
+    /// [`RESIDENT_AFTER_RUNS`] times (see `SafeTensors::copy_to_huge_pages`).
     fn resident_layers(&self, batches: usize) -> Option<&ResidentLayers> {
         let Backend::Transformer {
             encoder,
@@ -389,8 +394,8 @@ impl Embedder {
         else {
             return None;
         };
-        let earlier = runs.fetch_add(1, Ordering::Relaxed);
-        if earlier == 0 && batches <= 1 {
+        // An empty call does not count as use.
+        if batches == 0 || runs.fetch_add(1, Ordering::Relaxed) < RESIDENT_AFTER_RUNS {
             return None;
         }
         resident
@@ -543,11 +548,11 @@ mod tests {
         "Zwei Hunde spielen im Schnee.",
     ];
 
-    /// One short run keeps the mapped weights (a cold start pays no copy); the second run moves
-    /// the layers to the huge-page copy, and the vectors do not change by a single bit. The f32
-    /// fixtures cover the three flavours' tensor names.
+    /// The first runs use the mapped weights (a one-shot CLI run pays no copy); after
+    /// RESIDENT_AFTER_RUNS the layers move to the huge-page copy, and the vectors do not change by
+    /// a single bit. The f32 fixtures cover the three flavours' tensor names.
     #[test]
-    fn second_run_moves_f32_layers_to_huge_pages_without_changing_vectors() {
+    fn frequent_use_moves_f32_layers_to_huge_pages_without_changing_vectors() {
         for name in ["tiny-bert-cls", "tiny-xlmr-mean", "tiny-mpnet-mean"] {
             for threads in [1, 2] {
                 let opts = EmbedOptions {
@@ -556,33 +561,31 @@ mod tests {
                 };
                 let model = fixture(name);
                 let first = model.embed(&TEXTS[..1], &opts).unwrap();
+                for _ in 1..RESIDENT_AFTER_RUNS {
+                    model.embed(&TEXTS[..1], &opts).unwrap();
+                    // Empty calls are not use.
+                    model.embed(&[] as &[&str], &opts).unwrap();
+                }
                 assert!(!is_resident(&model), "{name}");
-                let second = model.embed(&TEXTS[..1], &opts).unwrap();
+                let later = model.embed(&TEXTS[..1], &opts).unwrap();
                 assert_eq!(is_resident(&model), thp_possible(), "{name}");
-                assert_eq!(first.as_slice(), second.as_slice(), "{name}");
+                assert_eq!(first.as_slice(), later.as_slice(), "{name}");
             }
         }
     }
 
-    /// Work of more than one batch makes the copy at once. Reference: each text on its own in
-    /// the first (mapped-weights) run of a fresh model, as batch_size 1 runs it.
+    /// One big run (many batches) is still one run: no copy.
     #[test]
-    fn many_batches_copy_at_once() {
+    fn one_big_run_does_not_copy() {
         let opts = EmbedOptions {
             batch_size: 1,
             threads: 1,
             ..Default::default()
         };
-        let mut want = Vec::new();
-        for text in TEXTS {
-            let fresh = fixture("tiny-bert-cls");
-            want.extend_from_slice(fresh.embed(&[text], &opts).unwrap().as_slice());
-            assert!(!is_resident(&fresh));
-        }
         let model = fixture("tiny-bert-cls");
-        let got = model.embed(&TEXTS, &opts).unwrap();
-        assert_eq!(is_resident(&model), thp_possible());
-        assert_eq!(want, got.as_slice());
+        let texts: Vec<&str> = TEXTS.iter().cycle().take(200).copied().collect();
+        model.embed(&texts, &opts).unwrap();
+        assert!(!is_resident(&model));
     }
 
     /// Half-precision layers stay where they are (no measured gain from the copy).
@@ -592,8 +595,11 @@ mod tests {
         let model = Embedder::builtin().unwrap();
         let opts = EmbedOptions::default();
         let first = model.embed(&TEXTS, &opts).unwrap();
-        let second = model.embed(&TEXTS, &opts).unwrap();
+        for _ in 0..RESIDENT_AFTER_RUNS {
+            model.embed(&TEXTS, &opts).unwrap();
+        }
+        let last = model.embed(&TEXTS, &opts).unwrap();
         assert!(!is_resident(&model));
-        assert_eq!(first.as_slice(), second.as_slice());
+        assert_eq!(first.as_slice(), last.as_slice());
     }
 }
