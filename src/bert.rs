@@ -488,17 +488,10 @@ impl<'a> BertModel<'a> {
         })
     }
 
-    /// The layers again, over a copy of their weights in huge pages (see
-    /// [`SafeTensors::copy_to_huge_pages`]); `weights` is the file this model was loaded from.
-    /// `None` where no copy can be made.
-    ///
-    /// Only f32 layers are copied: half-precision ones did not get faster (built-in f16 MiniLM, warm
-    /// single sentence 1.71–1.81 ms either way; STS-B 2–4 % slower with the copy's cost), as
-    /// widening them in registers, not the page walks, bounds those products.
+    /// The layers again, over a copy of their weights in huge pages with the matrices packed for
+    /// [`crate::ops::packed`] (see [`SafeTensors::copy_to_huge_pages`]); `weights` is the file this
+    /// model was loaded from. `None` where no copy can be made.
     pub(crate) fn resident_layers(&self, weights: &SafeTensors) -> Option<ResidentLayers> {
-        if !matches!(self.layers.first()?.query.weight, Mat::F32(_)) {
-            return None;
-        }
         let prefix = self.layer_prefix.as_str();
         let copy = weights.copy_to_huge_pages(&|name| name.starts_with(prefix))?;
         ResidentLayers::try_new(copy, |w| {

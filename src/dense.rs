@@ -36,6 +36,10 @@ impl Dense {
             Mat::F32(w) => Mat::F32(w.into_owned().into()),
             Mat::F16(w) => Mat::F16(w.into_owned().into()),
             Mat::BF16(w) => Mat::BF16(w.into_owned().into()),
+            // Only copies made for residency hold packed tensors; a Dense file never does.
+            Mat::Packed(_) => {
+                return Err(Error::invalid(config_path, "unexpected packed weights"));
+            }
         };
         let bias = if cfg.bias {
             Some(

@@ -42,3 +42,12 @@ pub use error::{Error, Result};
 pub use model::{EmbedOptions, EmbedReport, Embedder, ModelInfo};
 pub use normalize::{cosine, l2_normalize};
 pub use tokenize::Tokenizer;
+
+/// Internals exposed for `benches/` only; not part of the API.
+#[doc(hidden)]
+pub mod __bench {
+    /// One-thread rate of the packed-weights GEMM at `[m, k] · [k, n]`, GFLOP/s (best of 20).
+    pub fn packed_gemm_gflops(m: usize, k: usize, n: usize) -> f64 {
+        crate::ops::packed::rate_gflops(m, k, n)
+    }
+}

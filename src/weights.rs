@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 use safetensors::{Dtype, tensor::TensorInfo};
 
 use crate::error::{Error, Result};
+use crate::ops::packed::{self, PanelData, Panels};
 
 /// Raw bytes of a model file: mapped, compiled in, or (when handed over as a slice) copied.
 pub(crate) enum Bytes {
@@ -48,17 +49,21 @@ pub(crate) struct SafeTensors {
     bytes: Bytes,
     /// The mapped file, kept open for [`RowTable`]'s reads.
     file: Option<std::fs::File>,
+    /// Tensors stored as packed panels of this width (in a copy made by `copy_to_huge_pages`).
+    packed: FxHashMap<String, usize>,
     data_start: usize,
     tensors: FxHashMap<String, TensorInfo>,
     path: PathBuf,
 }
 
-/// A 2-D weight matrix `[rows, cols]`, row-major, in its stored dtype.
+/// A 2-D weight matrix `[rows, cols]`, row-major, in its stored dtype — or rearranged into the
+/// column panels of [`crate::ops::packed`] (a layer's copy made for a model in frequent use).
 #[derive(Debug, Clone)]
 pub(crate) enum Mat<'a> {
     F32(Cow<'a, [f32]>),
     F16(Cow<'a, [f16]>),
     BF16(Cow<'a, [bf16]>),
+    Packed(Panels<'a>),
 }
 
 impl Mat<'_> {
@@ -69,6 +74,10 @@ impl Mat<'_> {
             Mat::F32(w) => out.copy_from_slice(&w[span]),
             Mat::F16(w) => half::slice::HalfFloatSliceExt::convert_to_f32_slice(&w[span], out),
             Mat::BF16(w) => half::slice::HalfFloatSliceExt::convert_to_f32_slice(&w[span], out),
+            Mat::Packed(p) => out[..cols]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(c, o)| *o = p.get(r, c)),
         }
     }
 
@@ -85,6 +94,10 @@ impl Mat<'_> {
                 .iter_mut()
                 .zip(&w[span])
                 .for_each(|(o, x)| *o += x.to_f32()),
+            Mat::Packed(p) => out[..cols]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(c, o)| *o += p.get(r, c)),
         }
     }
 
@@ -93,6 +106,14 @@ impl Mat<'_> {
             Mat::F32(_) => "f32",
             Mat::F16(_) => "f16",
             Mat::BF16(_) => "bf16",
+            Mat::Packed(Panels {
+                data: PanelData::F32(_),
+                ..
+            }) => "f32",
+            Mat::Packed(Panels {
+                data: PanelData::F16(_),
+                ..
+            }) => "f16",
         }
     }
 }
@@ -167,6 +188,7 @@ impl SafeTensors {
         Ok(SafeTensors {
             bytes,
             file: None,
+            packed: FxHashMap::default(),
             data_start: 8 + header_len,
             tensors,
             path,
@@ -174,14 +196,16 @@ impl SafeTensors {
     }
 
     /// The tensors matching `wanted`, copied into anonymous memory backed by transparent huge pages,
-    /// as a `SafeTensors` of their own; `None` where that is unavailable (THP switched off, not
-    /// Linux, out of memory), in which case callers keep using `self`.
+    /// as a `SafeTensors` of their own — 2-D float tensors rearranged into the column panels of
+    /// [`packed`] (which [`mat`](Self::mat) then returns as [`Mat::Packed`]); `None` where that is
+    /// unavailable (THP switched off, not Linux, out of memory), in which case callers keep using
+    /// `self`.
     ///
-    /// Why: a forward pass over few tokens streams every weight once, and in a VM each 4 KiB page of
-    /// a mapped file costs a two-level page walk. Measured on a 9-row product streaming 37 MB of f32
-    /// weights: 40–45 GFLOP/s from 4 KiB pages, 87 from huge pages. The copied ranges of the
-    /// file mapping are then dropped from this process (`MADV_DONTNEED`: the file's pages stay in
-    /// the page cache and would simply be faulted in again), so resident memory does not double.
+    /// Why huge pages: a forward pass over few tokens streams every weight once, and in a VM each
+    /// 4 KiB page costs a two-level page walk. Measured on a 9-row product streaming 37 MB of f32
+    /// weights: 40–45 GFLOP/s from 4 KiB pages, 87 from huge pages. The copied ranges of the file
+    /// mapping are then dropped from this process (`MADV_DONTNEED`: the file's pages stay in the
+    /// page cache and would simply be faulted in again), so resident memory does not double.
     #[cfg(target_os = "linux")]
     pub(crate) fn copy_to_huge_pages(&self, wanted: &dyn Fn(&str) -> bool) -> Option<SafeTensors> {
         const HUGE: usize = 2 << 20;
@@ -195,12 +219,26 @@ impl SafeTensors {
             return None;
         }
         names.sort_unstable_by_key(|n| self.tensors[*n].data_offsets.0);
+        let nr = packed::panel_width();
+        let packable = |i: &TensorInfo| {
+            packed::worth_packing()
+                && i.shape.len() == 2
+                && matches!(i.dtype, Dtype::F32 | Dtype::F16)
+        };
         let mut tensors = FxHashMap::default();
+        let mut packed = FxHashMap::default();
         let mut end = 0usize;
         for name in &names {
             let info = &self.tensors[*name];
             let start = end.next_multiple_of(ALIGN);
-            end = start + (info.data_offsets.1 - info.data_offsets.0);
+            let len = if packable(info) {
+                packed.insert((*name).clone(), nr);
+                let elem = if info.dtype == Dtype::F32 { 4 } else { 2 };
+                packed::packed_len(info.shape[0], info.shape[1], nr) * elem
+            } else {
+                info.data_offsets.1 - info.data_offsets.0
+            };
+            end = start + len;
             let data_offsets = (start, end);
             tensors.insert(
                 (*name).clone(),
@@ -218,13 +256,28 @@ impl SafeTensors {
         for name in &names {
             let (a, b) = tensors[*name].data_offsets;
             let info = &self.tensors[*name];
-            map[data_start + a..data_start + b].copy_from_slice(self.raw(info));
+            let (src, dst) = (self.raw(info), &mut map[data_start + a..data_start + b]);
+            if packed.contains_key(*name) {
+                let (n, k) = (info.shape[0], info.shape[1]);
+                // Both sides are 64-byte aligned (the copy by construction; the file's tensors
+                // once `cast` borrowed them); a misaligned source is unpacked through a copy.
+                if info.dtype == Dtype::F32 {
+                    let out: &mut [f32] = bytemuck::cast_slice_mut(dst);
+                    packed::pack(&cast::<f32>(src), n, k, nr, out);
+                } else {
+                    let out: &mut [f16] = bytemuck::cast_slice_mut(dst);
+                    packed::pack(&cast::<f16>(src), n, k, nr, out);
+                }
+            } else {
+                dst.copy_from_slice(src);
+            }
             // Tensor by tensor, so the copy and the mapped pages never both hold all of it.
             self.release(info);
         }
         Some(SafeTensors {
             bytes: Bytes::Mmap(map.make_read_only().ok()?),
             file: None,
+            packed,
             data_start,
             tensors,
             path: self.path.clone(),
@@ -369,6 +422,18 @@ impl SafeTensors {
     pub(crate) fn mat(&self, name: &str, rows: usize, cols: usize) -> Result<Mat<'_>> {
         let info = self.info(name, &[rows, cols])?;
         let raw = self.raw(info);
+        if let Some(&nr) = self.packed.get(name) {
+            let data = match info.dtype {
+                Dtype::F16 => PanelData::F16(bytemuck::cast_slice(raw)),
+                _ => PanelData::F32(bytemuck::cast_slice(raw)),
+            };
+            return Ok(Mat::Packed(Panels {
+                data,
+                n: rows,
+                k: cols,
+                nr,
+            }));
+        }
         Ok(match info.dtype {
             Dtype::F32 => Mat::F32(cast(raw)),
             Dtype::F16 => Mat::F16(cast(raw)),
@@ -452,13 +517,15 @@ mod tests {
     use super::*;
     use safetensors::tensor::TensorView;
 
-    /// The copy holds exactly the wanted tensors, byte for byte, each 64-byte aligned; and the
-    /// original still reads the same afterwards.
+    /// The copy holds exactly the wanted tensors: 2-D float ones packed (every element where
+    /// the panels put it), others byte for byte, each 64-byte aligned; the original reads the same
+    /// afterwards.
     #[cfg(target_os = "linux")]
     #[test]
     fn huge_page_copy_keeps_wanted_tensors_exactly() {
         let a: Vec<u8> = (0..3 * 5 * 4).map(|i| i as u8).collect(); // f32 [3, 5]
         let b: Vec<u8> = (0..7 * 2).map(|i| (i * 3) as u8).collect(); // f16 [7]
+        let h: Vec<u8> = (0..40 * 3 * 2).map(|i| (i % 61) as u8).collect(); // f16 [40, 3]
         let c: Vec<u8> = vec![9; 4 * 4]; // f32 [4]
         let views = [
             (
@@ -466,6 +533,10 @@ mod tests {
                 TensorView::new(Dtype::F32, vec![3, 5], &a).unwrap(),
             ),
             ("layer.b", TensorView::new(Dtype::F16, vec![7], &b).unwrap()),
+            (
+                "layer.h",
+                TensorView::new(Dtype::F16, vec![40, 3], &h).unwrap(),
+            ),
             ("other.c", TensorView::new(Dtype::F32, vec![4], &c).unwrap()),
         ];
         let bytes = safetensors::serialize(views, None).unwrap();
@@ -482,26 +553,31 @@ mod tests {
         };
         let mut names: Vec<&str> = copy.names().collect();
         names.sort_unstable();
-        assert_eq!(names, ["layer.a", "layer.b"]);
-        for (name, want) in [("layer.a", &a), ("layer.b", &b)] {
+        assert_eq!(names, ["layer.a", "layer.b", "layer.h"]);
+        for name in names {
             let raw = copy.raw(&copy.tensors[name]);
-            assert_eq!(raw, &want[..], "{name}");
             assert_eq!(raw.as_ptr() as usize % 64, 0, "{name} alignment");
             assert_eq!(copy.tensors[name].shape, st.tensors[name].shape);
-            assert_eq!(
-                st.raw(&st.tensors[name]),
-                &want[..],
-                "{name} in the original"
-            );
         }
-        let m = copy.mat("layer.a", 3, 5).unwrap();
-        let mut row = [0f32; 5];
-        m.row_into(2, 5, &mut row);
-        let want: Vec<f32> = a[40..60]
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        assert_eq!(row.to_vec(), want);
+        assert_eq!(copy.raw(&copy.tensors["layer.b"]), &b[..]);
+        assert_eq!(st.raw(&st.tensors["layer.b"]), &b[..]);
+        for (name, rows, cols) in [("layer.a", 3, 5), ("layer.h", 40, 3)] {
+            let (copied, original) = (
+                copy.mat(name, rows, cols).unwrap(),
+                st.mat(name, rows, cols).unwrap(),
+            );
+            assert_eq!(
+                matches!(copied, Mat::Packed(_)),
+                packed::worth_packing(),
+                "{name}"
+            );
+            let (mut got, mut want) = (vec![0f32; cols], vec![0f32; cols]);
+            for r in 0..rows {
+                copied.row_into(r, cols, &mut got);
+                original.row_into(r, cols, &mut want);
+                assert_eq!(got, want, "{name} row {r}");
+            }
+        }
     }
 
     /// Rows read from the file (`pread`) equal rows read through the mapping.

@@ -2,10 +2,11 @@
 //! activations and softmax. Everything works on caller-owned buffers; nothing allocates per call
 //! except the weight-conversion scratch, which is reused.
 
+pub(crate) mod packed;
 mod skinny;
 mod team;
 
-pub(crate) use team::{Team, with_team};
+pub(crate) use team::{Team, Weights, with_team};
 
 use std::borrow::Cow;
 
@@ -132,10 +133,22 @@ impl Linear<'_> {
             }
             None => 0.0,
         };
+        if let Mat::Packed(p) = &self.weight {
+            if beta == 0.0 {
+                y.fill(0.0);
+            }
+            match team {
+                Some(team) if t <= SKINNY_MAX_ROWS && n >= 64 => {
+                    team.matmul(x, Weights::Packed(*p), y, (t, k, n))
+                }
+                _ => packed::matmul(x, *p, y, t, n),
+            }
+            return;
+        }
         let rows = match &self.weight {
             Mat::F32(w) => Some(Rows::F32(w)),
             Mat::F16(w) => Some(Rows::F16(w)),
-            Mat::BF16(_) => None,
+            Mat::BF16(_) | Mat::Packed(_) => None,
         };
         if let Some(rows) = rows.filter(|_| t <= SKINNY_MAX_ROWS) {
             if beta == 0.0 {
@@ -143,7 +156,7 @@ impl Linear<'_> {
             }
             match team {
                 // Only worth splitting for wide products; narrow ones stay on this thread.
-                Some(team) if n >= 64 => team.matmul(x, rows, y, (t, k, n)),
+                Some(team) if n >= 64 => team.matmul(x, Weights::Rows(rows), y, (t, k, n)),
                 _ => matmul_nt(x, rows, y, t, k, n, n),
             }
             return;

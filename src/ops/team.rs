@@ -11,19 +11,54 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use super::packed::{self, Panels};
 use super::skinny::{Rows, matmul_nt};
+
+/// A product's weights as the team can split them: rows as stored (`[n, k]`), or packed panels.
+#[derive(Clone, Copy)]
+pub(crate) enum Weights<'w> {
+    Rows(Rows<'w>),
+    Packed(Panels<'w>),
+}
+
+impl<'w> Weights<'w> {
+    /// Output columns per claimed piece: small enough that the two threads finish within a few
+    /// microseconds of each other; a multiple of the kernel's column block (3 or 4 rows as stored,
+    /// whole panels when packed).
+    fn chunk(&self) -> usize {
+        match self {
+            Weights::Rows(_) => 48,
+            Weights::Packed(p) => 2 * p.nr,
+        }
+    }
+
+    /// `y[m, j..j + width] += x · W[j..j + width]ᵀ`, `y` starting at column `j` with stride `ldy`.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_columns(
+        self,
+        x: &[f32],
+        y: &mut [f32],
+        (m, k): (usize, usize),
+        (j, width): (usize, usize),
+        ldy: usize,
+    ) {
+        match self {
+            Weights::Rows(w) => {
+                let cols = w.split_at(j, k).1.split_at(width, k).0;
+                matmul_nt(x, cols, y, m, k, width, ldy);
+            }
+            Weights::Packed(p) => packed::matmul(x, p.columns(j, width), y, m, ldy),
+        }
+    }
+}
 
 /// Work for the helper: `y = x · wᵀ` (`[m, k] · [n, k]ᵀ`).
 struct Job<'w> {
     x: Vec<f32>, // [m, k] copy of the input rows
-    w: Option<Rows<'w>>,
+    w: Option<Weights<'w>>,
     dims: (usize, usize, usize), // (m, k, n)
     y: Vec<f32>, // [m, n] the helper's result (only its chunks' columns are written)
 }
-
-/// Columns per claimed piece of a product: small enough that the two threads finish within a few
-/// microseconds of each other, a multiple of every kernel's column block (3 and 4).
-const CHUNK: usize = 48;
 
 /// Packs the unclaimed chunk range `[lo, hi)` into one word, so both ends move with one CAS.
 fn pack(lo: usize, hi: usize) -> u64 {
@@ -77,14 +112,14 @@ impl<'w> Team<'w> {
                     y,
                 } = &mut *job;
                 y.resize(*m * *n, 0.0);
-                if let Some(w) = w {
+                if let Some(w) = *w {
+                    let chunk = w.chunk();
                     while let Some(c) = self.claim(Side::Right) {
-                        let (j, width) = (c * CHUNK, CHUNK.min(*n - c * CHUNK));
+                        let (j, width) = (c * chunk, chunk.min(*n - c * chunk));
                         for row in y.chunks_exact_mut(*n) {
                             row[j..j + width].fill(0.0);
                         }
-                        let cols = w.split_at(j, *k).1.split_at(width, *k).0;
-                        matmul_nt(x, cols, &mut y[j..], *m, *k, width, *n);
+                        w.matmul_columns(x, &mut y[j..], (*m, *k), (j, width), *n);
                     }
                 }
                 drop(job);
@@ -132,11 +167,12 @@ impl<'w> Team<'w> {
     pub(crate) fn matmul(
         &self,
         x: &[f32],
-        w: Rows<'w>,
+        w: Weights<'w>,
         y: &mut [f32],
         (m, k, n): (usize, usize, usize),
     ) {
-        let chunks = n.div_ceil(CHUNK);
+        let chunk = w.chunk();
+        let chunks = n.div_ceil(chunk);
         {
             let mut job = self.job.lock().unwrap_or_else(|p| p.into_inner());
             job.x.clear();
@@ -147,16 +183,15 @@ impl<'w> Team<'w> {
         self.unclaimed.store(pack(0, chunks), Ordering::Release);
         let ticket = self.posted.fetch_add(1, Ordering::AcqRel) + 1;
         while let Some(c) = self.claim(Side::Left) {
-            let (j, width) = (c * CHUNK, CHUNK.min(n - c * CHUNK));
-            let cols = w.split_at(j, k).1.split_at(width, k).0;
-            matmul_nt(x, cols, &mut y[j..], m, k, width, n);
+            let (j, width) = (c * chunk, chunk.min(n - c * chunk));
+            w.matmul_columns(x, &mut y[j..], (m, k), (j, width), n);
         }
         let mut idle = 0;
         while self.finished.load(Ordering::Acquire) != ticket {
             idle = backoff(idle);
         }
         // Everything from where the two ends met was computed by the helper.
-        let split = (unpack(self.unclaimed.load(Ordering::Acquire)).0 * CHUNK).min(n);
+        let split = (unpack(self.unclaimed.load(Ordering::Acquire)).0 * chunk).min(n);
         let job = self.job.lock().unwrap_or_else(|p| p.into_inner());
         for (row, part) in y.chunks_exact_mut(n).zip(job.y.chunks_exact(n)).take(m) {
             row[split..]
@@ -207,29 +242,54 @@ mod tests {
     use super::*;
 
     /// Bit for bit what one thread computes, for products of one chunk, many chunks and a ragged
-    /// last chunk, run back to back on one team (the helper's buffer is reused across shapes).
+    /// last chunk, with weights as stored and packed, run back to back on one team (the helper's
+    /// buffer is reused across shapes).
     #[test]
     fn split_matmul_equals_one_thread() {
+        let nr = packed::panel_width();
         let shapes = [
             (5, 24, 37),
             (9, 40, 384),
             (1, 16, 1536 + 7),
-            (32, 8, 3 * CHUNK),
+            (32, 8, 3 * 48 + 2 * nr),
         ];
         // The weights outlive the team, as a model's do.
         let weights: Vec<Vec<f32>> = shapes
             .iter()
             .map(|&(_, k, n)| (0..n * k).map(|i| (i % 5) as f32 * 0.5 - 0.7).collect())
             .collect();
+        let packed: Vec<Vec<f32>> = shapes
+            .iter()
+            .zip(&weights)
+            .map(|(&(_, k, n), w)| {
+                let mut p = vec![0f32; packed::packed_len(n, k, nr)];
+                packed::pack(w, n, k, nr, &mut p);
+                p
+            })
+            .collect();
         with_team(|team| {
-            for (&(m, k, n), w) in shapes.iter().zip(&weights) {
+            for ((&(m, k, n), w), p) in shapes.iter().zip(&weights).zip(&packed) {
                 let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
-                let mut want = vec![1.0f32; m * n];
-                matmul_nt(&x, Rows::F32(w), &mut want, m, k, n, n);
-                for _ in 0..3 {
-                    let mut y = vec![1.0f32; m * n];
-                    team.matmul(&x, Rows::F32(w), &mut y, (m, k, n));
-                    assert_eq!(y, want, "{m}x{k}x{n}");
+                let panels = Panels {
+                    data: packed::PanelData::F32(p),
+                    n,
+                    k,
+                    nr,
+                };
+                for (weights, name) in [
+                    (Weights::Rows(Rows::F32(w)), "rows"),
+                    (Weights::Packed(panels), "packed"),
+                ] {
+                    let mut want = vec![1.0f32; m * n];
+                    match weights {
+                        Weights::Rows(r) => matmul_nt(&x, r, &mut want, m, k, n, n),
+                        Weights::Packed(p) => packed::matmul(&x, p, &mut want, m, n),
+                    }
+                    for _ in 0..3 {
+                        let mut y = vec![1.0f32; m * n];
+                        team.matmul(&x, weights, &mut y, (m, k, n));
+                        assert_eq!(y, want, "{name} {m}x{k}x{n}");
+                    }
                 }
             }
         });

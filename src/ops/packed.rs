@@ -1,0 +1,388 @@
+//! Matrix products over weights packed once, for a model that is used enough to pay for it (see
+//! `Embedder`'s residency policy): `y[m, n] += x[m, k] · Wᵀ` with `W` stored as column panels.
+//!
+//! `matrixmultiply` repacks both operands on every call, which was 14–16 % of a batched STS-B run
+//! (perf). Here `W` is rearranged at copy time into panels of `NR` output features, each `k`
+//! groups of `NR` consecutive values, so the micro-kernel reads a panel as one sequential stream
+//! and broadcasts the inputs straight from their row-major buffer: nothing is packed per call, no
+//! horizontal sums, one kernel for a single sentence (a few rows) and for 1,024-token batches.
+//! Tiles: 12 rows × 32 features with AVX-512 (24 accumulators of 32 registers), 6 × 16 with AVX2
+//! (12 of 16). Half-precision panels stay half and are widened in registers.
+
+use half::f16;
+
+use super::{CpuLevel, cpu_level};
+
+/// Packed weights: feature `j`'s value for input `kk` sits at `((j / nr) · k + kk) · nr + j % nr`;
+/// the last panel is zero-padded to `nr` features.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Panels<'a> {
+    pub data: PanelData<'a>,
+    pub n: usize,  // output features (rows of the PyTorch weight)
+    pub k: usize,  // input features
+    pub nr: usize, // panel width: panel_width() of the CPU that packed them
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PanelData<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+}
+
+/// The panel width this CPU's kernel uses (the packing must match it).
+pub(crate) fn panel_width() -> usize {
+    match cpu_level() {
+        CpuLevel::Avx512 => 32,
+        CpuLevel::Avx2 => 16,
+        CpuLevel::Portable => 8,
+    }
+}
+
+/// Whether packing pays on this CPU: the portable kernel is a plain loop, slower than
+/// `matrixmultiply` (which has its own kernels for other architectures), so there weights stay
+/// as stored.
+pub(crate) fn worth_packing() -> bool {
+    cpu_level() != CpuLevel::Portable
+}
+
+/// Elements of the packed form of an `[n, k]` matrix.
+pub(crate) fn packed_len(n: usize, k: usize, nr: usize) -> usize {
+    n.div_ceil(nr) * nr * k
+}
+
+/// Packs `w` (`[n, k]`, row-major) into `out` (`packed_len(n, k, nr)` elements).
+pub(crate) fn pack<T: Copy + Default>(w: &[T], n: usize, k: usize, nr: usize, out: &mut [T]) {
+    assert!(w.len() >= n * k && out.len() >= packed_len(n, k, nr));
+    for (p, panel) in out
+        .chunks_exact_mut(nr * k)
+        .take(n.div_ceil(nr))
+        .enumerate()
+    {
+        for (kk, group) in panel.chunks_exact_mut(nr).enumerate() {
+            for (c, v) in group.iter_mut().enumerate() {
+                let j = p * nr + c;
+                *v = if j < n { w[j * k + kk] } else { T::default() };
+            }
+        }
+    }
+}
+
+impl<'a> Panels<'a> {
+    /// Element `(j, kk)` of the original `[n, k]` matrix.
+    pub(crate) fn get(&self, j: usize, kk: usize) -> f32 {
+        let at = ((j / self.nr) * self.k + kk) * self.nr + j % self.nr;
+        match self.data {
+            PanelData::F32(d) => d[at],
+            PanelData::F16(d) => d[at].to_f32(),
+        }
+    }
+
+    /// Features `j .. j + width` (`j` a multiple of `nr`).
+    pub(crate) fn columns(self, j: usize, width: usize) -> Panels<'a> {
+        debug_assert!(j.is_multiple_of(self.nr) && j + width <= self.n);
+        let start = j / self.nr * self.nr * self.k;
+        let len = packed_len(width, self.k, self.nr);
+        let data = match self.data {
+            PanelData::F32(d) => PanelData::F32(&d[start..start + len]),
+            PanelData::F16(d) => PanelData::F16(&d[start..start + len]),
+        };
+        Panels {
+            data,
+            n: width,
+            ..self
+        }
+    }
+}
+
+/// Rows of `x` per tile for this CPU's kernel.
+fn tile_rows() -> usize {
+    match cpu_level() {
+        CpuLevel::Avx512 => 12,
+        CpuLevel::Avx2 => 6,
+        CpuLevel::Portable => 4,
+    }
+}
+
+/// `y[i * ldy + j] += Σ_kk x[i * k + kk] · W[j, kk]` for `i < m`, `j < w.n`.
+pub(crate) fn matmul(x: &[f32], w: Panels<'_>, y: &mut [f32], m: usize, ldy: usize) {
+    let (k, n, nr) = (w.k, w.n, w.nr);
+    assert_eq!(nr, panel_width(), "panels packed for another kernel");
+    assert!(x.len() >= m * k && ldy >= n && (m == 0 || y.len() >= (m - 1) * ldy + n));
+    match w.data {
+        PanelData::F32(d) => assert!(d.len() >= packed_len(n, k, nr)),
+        PanelData::F16(d) => assert!(d.len() >= packed_len(n, k, nr)),
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Panels per block: what stays in L2 (≈ 512 KiB) while every row tile passes over it.
+    let elem = match w.data {
+        PanelData::F32(_) => 4,
+        PanelData::F16(_) => 2,
+    };
+    let block = (512 * 1024 / (nr * k * elem)).max(1) * nr;
+    let mr = tile_rows();
+    for j0 in (0..n).step_by(block) {
+        let width = block.min(n - j0);
+        for i0 in (0..m).step_by(mr) {
+            let rows = mr.min(m - i0);
+            for j in (j0..j0 + width).step_by(nr) {
+                let cols = nr.min(n - j);
+                let panel = w.columns(j, cols);
+                let x = &x[i0 * k..];
+                let y = &mut y[i0 * ldy + j..];
+                match cpu_level() {
+                    // SAFETY (both): features detected at run time; the asserts above bound every
+                    // access (`rows` rows of `x` and `y`, one panel, `cols` ≤ nr outputs per row).
+                    #[cfg(target_arch = "x86_64")]
+                    CpuLevel::Avx512 => unsafe { avx512::tile(x, panel, y, rows, cols, ldy) },
+                    #[cfg(target_arch = "x86_64")]
+                    CpuLevel::Avx2 => unsafe { avx2::tile(x, panel, y, rows, cols, ldy) },
+                    _ => portable_tile(x, panel, y, rows, cols, ldy),
+                }
+            }
+        }
+    }
+}
+
+fn portable_tile(x: &[f32], w: Panels<'_>, y: &mut [f32], rows: usize, cols: usize, ldy: usize) {
+    const MR: usize = 4; // tile_rows() for Portable
+    const NR: usize = 8; // panel_width() for Portable
+    let k = w.k;
+    let mut acc = [[0f32; NR]; MR];
+    let mut wv = [0f32; NR];
+    for kk in 0..k {
+        match w.data {
+            PanelData::F32(d) => wv.copy_from_slice(&d[kk * NR..(kk + 1) * NR]),
+            PanelData::F16(d) => {
+                for (o, v) in wv.iter_mut().zip(&d[kk * NR..(kk + 1) * NR]) {
+                    *o = v.to_f32();
+                }
+            }
+        }
+        for (i, a) in acc.iter_mut().enumerate().take(rows) {
+            let xv = x[i * k + kk];
+            a.iter_mut().zip(&wv).for_each(|(o, w)| *o += xv * w);
+        }
+    }
+    for (i, a) in acc.iter().enumerate().take(rows) {
+        let out = &mut y[i * ldy..i * ldy + cols];
+        out.iter_mut().zip(a).for_each(|(o, v)| *o += v);
+    }
+}
+
+/// One kernel per instruction set: `$lanes` f32 per vector, two vectors per panel row (`nr` =
+/// 2 · `$lanes`), up to `$mr` rows per tile.
+#[cfg(target_arch = "x86_64")]
+macro_rules! packed_kernel {
+    ($name:ident, $features:literal, $lanes:literal, $mr:literal, $vec:ty, $zero:expr,
+     $loadu:path, $set1:path, $fmadd:path, $add:path, $storeu:path, $cvt_half:expr) => {
+        mod $name {
+            use std::arch::x86_64::*;
+
+            use super::{PanelData, Panels};
+
+            /// Panel row `kk` as two vectors.
+            #[inline(always)]
+            unsafe fn load(w: PanelData<'_>, kk: usize) -> ($vec, $vec) {
+                let at = kk * 2 * $lanes;
+                unsafe {
+                    match w {
+                        PanelData::F32(d) => {
+                            let p = d.as_ptr().add(at);
+                            ($loadu(p), $loadu(p.add($lanes)))
+                        }
+                        PanelData::F16(d) => {
+                            let p = d.as_ptr().add(at);
+                            ($cvt_half(p), $cvt_half(p.add($lanes)))
+                        }
+                    }
+                }
+            }
+
+            #[inline(always)]
+            unsafe fn tile_of<const MR: usize>(
+                x: &[f32],
+                w: Panels<'_>,
+                y: &mut [f32],
+                cols: usize,
+                ldy: usize,
+            ) {
+                let k = w.k;
+                unsafe {
+                    let mut acc = [[$zero; 2]; MR];
+                    for kk in 0..k {
+                        let (w0, w1) = load(w.data, kk);
+                        for (q, a) in acc.iter_mut().enumerate() {
+                            let xv = $set1(*x.get_unchecked(q * k + kk));
+                            a[0] = $fmadd(xv, w0, a[0]);
+                            a[1] = $fmadd(xv, w1, a[1]);
+                        }
+                    }
+                    for (q, a) in acc.iter().enumerate() {
+                        let out = y.as_mut_ptr().add(q * ldy);
+                        if cols == 2 * $lanes {
+                            $storeu(out, $add($loadu(out), a[0]));
+                            $storeu(out.add($lanes), $add($loadu(out.add($lanes)), a[1]));
+                        } else {
+                            // A ragged last panel: through a buffer, only `cols` outputs touched.
+                            let mut buf = [0f32; 2 * $lanes];
+                            $storeu(buf.as_mut_ptr(), a[0]);
+                            $storeu(buf.as_mut_ptr().add($lanes), a[1]);
+                            for (c, v) in buf.iter().take(cols).enumerate() {
+                                *out.add(c) += v;
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// `rows` (≤ `$mr`) rows of `x` against one panel of `cols` (≤ nr) features.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn tile(
+                x: &[f32],
+                w: Panels<'_>,
+                y: &mut [f32],
+                rows: usize,
+                cols: usize,
+                ldy: usize,
+            ) {
+                unsafe {
+                    match rows {
+                        1 => tile_of::<1>(x, w, y, cols, ldy),
+                        2 => tile_of::<2>(x, w, y, cols, ldy),
+                        3 => tile_of::<3>(x, w, y, cols, ldy),
+                        4 => tile_of::<4>(x, w, y, cols, ldy),
+                        5 => tile_of::<{ super::cap(5, $mr) }>(x, w, y, cols, ldy),
+                        6 => tile_of::<{ super::cap(6, $mr) }>(x, w, y, cols, ldy),
+                        7 => tile_of::<{ super::cap(7, $mr) }>(x, w, y, cols, ldy),
+                        8 => tile_of::<{ super::cap(8, $mr) }>(x, w, y, cols, ldy),
+                        9 => tile_of::<{ super::cap(9, $mr) }>(x, w, y, cols, ldy),
+                        10 => tile_of::<{ super::cap(10, $mr) }>(x, w, y, cols, ldy),
+                        11 => tile_of::<{ super::cap(11, $mr) }>(x, w, y, cols, ldy),
+                        _ => tile_of::<{ super::cap(12, $mr) }>(x, w, y, cols, ldy),
+                    }
+                }
+            }
+        }
+    };
+}
+
+/// `rows` capped at a kernel's tile height: match arms above it are never taken, but must compile.
+const fn cap(rows: usize, mr: usize) -> usize {
+    if rows < mr { rows } else { mr }
+}
+
+#[cfg(target_arch = "x86_64")]
+packed_kernel!(
+    avx512,
+    "avx512f",
+    16,
+    12,
+    __m512,
+    _mm512_setzero_ps(),
+    _mm512_loadu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps,
+    _mm512_storeu_ps,
+    |p: *const half::f16| _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+);
+
+#[cfg(target_arch = "x86_64")]
+packed_kernel!(
+    avx2,
+    "avx2,fma,f16c",
+    8,
+    6,
+    __m256,
+    _mm256_setzero_ps(),
+    _mm256_loadu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps,
+    _mm256_storeu_ps,
+    |p: *const half::f16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+);
+
+/// Best-of-20 rate of [`matmul`] on one thread at `[m, k] · [k, n]` (f32 panels), in GFLOP/s: the
+/// "GEMM peak" `benches/latency.rs` reports beside `matrixmultiply`'s.
+pub(crate) fn rate_gflops(m: usize, k: usize, n: usize) -> f64 {
+    let nr = panel_width();
+    let x = vec![0.5f32; m * k];
+    let w = vec![0.25f32; n * k];
+    let mut p = vec![0f32; packed_len(n, k, nr)];
+    pack(&w, n, k, nr, &mut p);
+    let panels = Panels {
+        data: PanelData::F32(&p),
+        n,
+        k,
+        nr,
+    };
+    let mut y = vec![0f32; m * n];
+    let mut best = f64::INFINITY;
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        matmul(&x, panels, &mut y, m, n);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (m * k * n) as f64 / best / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against a plain triple loop, f32 and f16 panels, on shapes with ragged row tiles, a ragged
+    /// last panel, several L2 blocks, and an output stride wider than the product.
+    #[test]
+    fn packed_matmul_matches_reference() {
+        let nr = panel_width();
+        for (m, k, n) in [
+            (1, 8, 5),
+            (9, 384, 384),
+            (13, 40, 70),
+            (30, 16, 3 * nr + 1),
+            (64, 600, 300),
+        ] {
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 23) as f32 - 11.0) / 8.0)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 5 % 19) as f32 - 9.0) / 16.0)
+                .collect();
+            let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let ldy = n + 3;
+            let mut want = vec![0.5f32; m * ldy];
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * ldy + j] +=
+                        (0..k).map(|kk| x[i * k + kk] * w[j * k + kk]).sum::<f32>();
+                }
+            }
+            let mut pf = vec![0f32; packed_len(n, k, nr)];
+            pack(&w, n, k, nr, &mut pf);
+            let mut ph = vec![f16::ZERO; packed_len(n, k, nr)];
+            pack(&wh, n, k, nr, &mut ph);
+            for data in [PanelData::F32(&pf), PanelData::F16(&ph)] {
+                let panels = Panels { data, n, k, nr };
+                assert_eq!(panels.get(n - 1, k - 1), w[n * k - 1]);
+                let mut got = vec![0.5f32; m * ldy];
+                matmul(&x, panels, &mut got, m, ldy);
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() < 1e-3 * (1.0 + b.abs()),
+                        "{m}x{k}x{n} at {i}: {a} vs {b}"
+                    );
+                }
+                // Column slices, as the two-thread split takes them.
+                let mut split = vec![0.5f32; m * ldy];
+                for j in (0..n).step_by(2 * nr) {
+                    let width = (2 * nr).min(n - j);
+                    matmul(&x, panels.columns(j, width), &mut split[j..], m, ldy);
+                }
+                assert_eq!(split, got, "{m}x{k}x{n} split");
+            }
+        }
+    }
+}
