@@ -204,8 +204,8 @@ impl LayerNorm<'_> {
     pub(crate) fn forward(&self, x: &mut [f32]) {
         let h = self.weight.len();
         for row in x.chunks_exact_mut(h) {
-            let mean = row.iter().sum::<f32>() / h as f32;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+            let mean = lane_sum(row, |v| v) / h as f32;
+            let var = lane_sum(row, |v| (v - mean) * (v - mean)) / h as f32;
             let inv = 1.0 / (var + self.eps).sqrt();
             for ((v, g), b) in row.iter_mut().zip(self.weight.iter()).zip(self.bias.iter()) {
                 *v = (*v - mean) * inv * g + b;
@@ -218,6 +218,21 @@ impl LayerNorm<'_> {
         x.iter_mut().zip(residual).for_each(|(a, r)| *a += r);
         self.forward(x);
     }
+}
+
+/// `Σ f(x)` in 16 independent partial sums, so the compiler can keep them in vector registers: a
+/// plain `.sum()` of floats is one serial chain of dependent adds (LayerNorm was 3.9 % of a
+/// batched run with it).
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Feed-forward activations named in HF configs (`hidden_act`).
