@@ -555,6 +555,13 @@ mod tests {
         "Zwei Hunde spielen im Schnee.",
     ];
 
+    /// One model shared by threads (a server) must stay possible with the lazily made copy.
+    #[test]
+    fn embedder_is_send_and_sync() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Embedder>();
+    }
+
     /// Largest absolute difference between two sets of vectors.
     fn max_diff(a: &Embeddings, b: &Embeddings) -> f32 {
         assert_eq!(a.as_slice().len(), b.as_slice().len());

@@ -121,7 +121,7 @@ pub(crate) fn matmul(x: &[f32], w: Panels<'_>, y: &mut [f32], m: usize, ldy: usi
         PanelData::F16(_) => 2,
     };
     let block = (512 * 1024 / (nr * k * elem)).max(1) * nr;
-    let mr = tile_rows();
+    let (mr, level) = (tile_rows(), cpu_level());
     for j0 in (0..n).step_by(block) {
         let width = block.min(n - j0);
         for i0 in (0..m).step_by(mr) {
@@ -131,7 +131,7 @@ pub(crate) fn matmul(x: &[f32], w: Panels<'_>, y: &mut [f32], m: usize, ldy: usi
                 let panel = w.columns(j, cols);
                 let x = &x[i0 * k..];
                 let y = &mut y[i0 * ldy + j..];
-                match cpu_level() {
+                match level {
                     // SAFETY (both): features detected at run time; the asserts above bound every
                     // access (`rows` rows of `x` and `y`, one panel, `cols` ≤ nr outputs per row).
                     #[cfg(target_arch = "x86_64")]
