@@ -118,7 +118,7 @@ pub struct ModelInfo {
 /// Load once, embed many times (`Embedder` is `Sync`: share it between threads). Weights are used in
 /// place from the mapped file (or the executable); a model that has run 64 times, or is given
 /// 16,384 tokens at once, copies its encoder layers into huge pages packed for a faster kernel
-/// (tens of milliseconds once; vectors agree to ~1e-6), so a one-shot run never pays for that.
+/// (tens of milliseconds once; vectors agree to within 1e-5), so a one-shot run never pays for that.
 ///
 /// ```no_run
 /// use sembed::{Embedder, EmbedOptions};

@@ -1,6 +1,7 @@
-//! Numeric kernels of the encoders: matrix products (on `matrixmultiply`'s sgemm), LayerNorm,
-//! activations and softmax. Everything works on caller-owned buffers; nothing allocates per call
-//! except the weight-conversion scratch, which is reused.
+//! Numeric kernels of the encoders: matrix products (`matrixmultiply`'s sgemm for batches over
+//! weights as stored, [`skinny`] for a few rows, [`packed`] over weights packed once, [`team`] for
+//! two threads on one input), LayerNorm, activations and softmax. Everything works on caller-owned
+//! buffers; nothing allocates per call except the weight-conversion scratch, which is reused.
 
 pub(crate) mod packed;
 mod skinny;
@@ -43,6 +44,12 @@ pub(crate) fn cpu_level() -> CpuLevel {
         let _ = cap;
         CpuLevel::Portable
     })
+}
+
+/// `rows` capped at a kernel's tile height: in the kernels' `match rows { … }` over const-generic
+/// tile heights, arms above the height are never taken but must compile.
+const fn cap(rows: usize, mr: usize) -> usize {
+    if rows < mr { rows } else { mr }
 }
 
 /// Up to this many rows, [`skinny`] kernels beat a packing GEMM (they read each weight once).

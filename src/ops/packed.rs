@@ -11,7 +11,7 @@
 
 use half::f16;
 
-use super::{CpuLevel, cpu_level};
+use super::{CpuLevel, cap, cpu_level};
 
 /// Packed weights: feature `j`'s value for input `kk` sits at `((j / nr) · k + kk) · nr + j % nr`;
 /// the last panel is zero-padded to `nr` features.
@@ -266,11 +266,6 @@ macro_rules! packed_kernel {
             }
         }
     };
-}
-
-/// `rows` capped at a kernel's tile height: match arms above it are never taken, but must compile.
-const fn cap(rows: usize, mr: usize) -> usize {
-    if rows < mr { rows } else { mr }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -12,6 +12,8 @@
 
 use half::f16;
 
+use super::cap;
+
 /// Weight rows in their stored type.
 #[derive(Clone, Copy)]
 pub(crate) enum Rows<'a> {
@@ -222,11 +224,6 @@ macro_rules! simd_kernel {
             }
         }
     };
-}
-
-/// `rows` capped at a kernel's tile height: match arms above it are never taken, but must compile.
-const fn cap(rows: usize, mr: usize) -> usize {
-    if rows < mr { rows } else { mr }
 }
 
 /// How far ahead (in weight elements) the first tile of a column block prefetches: 4 KiB of f32.
