@@ -42,6 +42,13 @@ const RESIDENT_AFTER_RUNS: usize = 64;
 /// … or at once for a run of at least this many tokens (≈ 1.5 s of work on two cores).
 const RESIDENT_MIN_TOKENS: usize = 16 * MAX_BATCH_TOKENS;
 
+/// `SEMBED_RESIDENT=0` keeps every run on the mapped weights (for measuring that path, or to keep
+/// memory to the mapping alone).
+fn residency_allowed() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| std::env::var_os("SEMBED_RESIDENT").is_none_or(|v| v != "0"))
+}
+
 /// What a transformer batch ends with.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Head {
@@ -398,7 +405,7 @@ impl Embedder {
             return None;
         };
         // An empty call does not count as use.
-        if tokens == 0 {
+        if tokens == 0 || !residency_allowed() {
             return None;
         }
         let earlier = runs.fetch_add(1, Ordering::Relaxed);
