@@ -259,8 +259,7 @@ impl SafeTensors {
             let (src, dst) = (self.raw(info), &mut map[data_start + a..data_start + b]);
             if packed.contains_key(*name) {
                 let (n, k) = (info.shape[0], info.shape[1]);
-                // Both sides are 64-byte aligned (the copy by construction; the file's tensors
-                // once `cast` borrowed them); a misaligned source is unpacked through a copy.
+                // The destination is aligned by construction; `cast` copies a misaligned source.
                 if info.dtype == Dtype::F32 {
                     let out: &mut [f32] = bytemuck::cast_slice_mut(dst);
                     packed::pack(&cast::<f32>(src), n, k, nr, out);

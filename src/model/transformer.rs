@@ -36,7 +36,8 @@ pub(super) const MAX_BATCH_TOKENS: usize = 1024;
 /// When the encoder's layers are copied into huge pages with their matrices packed
 /// (`resident_layers`): a one-off cost of 21–121 ms here (mostly the kernel zeroing fresh huge
 /// pages, which in this VM first have to be backed by the host), repaid by faster products —
-/// 0.2–0.7 ms per single-sentence run, and ~15 % of a batched run (no per-call packing).
+/// 0.4–1.0 ms per single-sentence run (1.59–2.10 → 1.20–1.52 ms on 2 threads), and ~15 % of a
+/// batched run (no per-call packing).
 /// So: after this many runs (a server, a loop over inputs) …
 const RESIDENT_AFTER_RUNS: usize = 64;
 /// … or at once for a run of at least this many tokens (≈ 1.5 s of work on two cores).
@@ -45,7 +46,7 @@ const RESIDENT_MIN_TOKENS: usize = 16 * MAX_BATCH_TOKENS;
 /// `SEMBED_RESIDENT=0` keeps every run on the mapped weights (for measuring that path, or to keep
 /// memory to the mapping alone).
 fn residency_allowed() -> bool {
-    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static ALLOWED: OnceLock<bool> = OnceLock::new();
     *ALLOWED.get_or_init(|| std::env::var_os("SEMBED_RESIDENT").is_none_or(|v| v != "0"))
 }
 
