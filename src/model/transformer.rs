@@ -619,6 +619,45 @@ mod tests {
         }
     }
 
+    /// `SEMBED_RESIDENT=0` keeps a model on its mapped weights however often it runs. The setting
+    /// is read once per process, so the check runs in a child process of this test binary.
+    #[test]
+    fn resident_switch_off_is_honoured() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "model::transformer::tests::never_resident_when_switched_off",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("SEMBED_RESIDENT", "0")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran no test: {stdout}"
+        );
+    }
+
+    /// Run by `resident_switch_off_is_honoured` with `SEMBED_RESIDENT=0`.
+    #[test]
+    #[ignore = "run by resident_switch_off_is_honoured in a child process with SEMBED_RESIDENT=0"]
+    fn never_resident_when_switched_off() {
+        assert_eq!(std::env::var("SEMBED_RESIDENT").as_deref(), Ok("0"));
+        let model = fixture("tiny-bert-cls");
+        let opts = EmbedOptions::default();
+        for _ in 0..=RESIDENT_AFTER_RUNS {
+            model.embed(&TEXTS, &opts).unwrap();
+        }
+        assert!(!is_resident(&model));
+    }
+
     /// A run of RESIDENT_MIN_TOKENS tokens copies at once (a smaller one does not), and its vectors
     /// match the mapped weights' run of each text alone.
     #[test]
