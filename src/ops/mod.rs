@@ -12,7 +12,7 @@ pub(crate) use team::{Team, Weights, with_team};
 use std::borrow::Cow;
 
 use crate::weights::Mat;
-use skinny::{Rows, matmul_nt};
+use skinny::Rows;
 
 /// The widest vector instruction set the hand-written kernels may use, detected once per process.
 /// `SEMBED_CPU=avx2|portable` caps it (for benchmarking the AVX2 path on AVX-512 machines).
@@ -140,31 +140,22 @@ impl Linear<'_> {
             }
             None => 0.0,
         };
-        if let Mat::Packed(p) = &self.weight {
-            if beta == 0.0 {
-                y.fill(0.0);
-            }
-            match team {
-                Some(team) if t <= SKINNY_MAX_ROWS && n >= 64 => {
-                    team.matmul(x, Weights::Packed(*p), y, (t, k, n))
-                }
-                _ => packed::matmul(x, *p, y, t, n),
-            }
-            return;
-        }
-        let rows = match &self.weight {
-            Mat::F32(w) => Some(Rows::F32(w)),
-            Mat::F16(w) => Some(Rows::F16(w)),
-            Mat::BF16(_) | Mat::Packed(_) => None,
+        // Kernels that read the weights where they lie: packed panels at any size, weights as
+        // stored for few rows (a packing GEMM would copy all of them for little work).
+        let direct = match &self.weight {
+            Mat::Packed(p) => Some(Weights::Packed(*p)),
+            Mat::F32(w) if t <= SKINNY_MAX_ROWS => Some(Weights::Rows(Rows::F32(w))),
+            Mat::F16(w) if t <= SKINNY_MAX_ROWS => Some(Weights::Rows(Rows::F16(w))),
+            _ => None,
         };
-        if let Some(rows) = rows.filter(|_| t <= SKINNY_MAX_ROWS) {
+        if let Some(w) = direct {
             if beta == 0.0 {
                 y.fill(0.0);
             }
             match team {
-                // Only worth splitting for wide products; narrow ones stay on this thread.
-                Some(team) if n >= 64 => team.matmul(x, Weights::Rows(rows), y, (t, k, n)),
-                _ => matmul_nt(x, rows, y, t, k, n, n),
+                // Only worth splitting for short inputs and wide products.
+                Some(team) if t <= SKINNY_MAX_ROWS && n >= 64 => team.matmul(x, w, y, (t, k, n)),
+                _ => w.matmul(x, y, (t, k, n)),
             }
             return;
         }

@@ -32,6 +32,11 @@ impl<'w> Weights<'w> {
         }
     }
 
+    /// `y[m, n] += x[m, k] · Wᵀ` on this thread alone.
+    pub(crate) fn matmul(self, x: &[f32], y: &mut [f32], (m, k, n): (usize, usize, usize)) {
+        self.matmul_columns(x, y, (m, k), (0, n), n);
+    }
+
     /// `y[m, j..j + width] += x · W[j..j + width]ᵀ`, `y` starting at column `j` with stride `ldy`.
     #[allow(clippy::too_many_arguments)]
     fn matmul_columns(
