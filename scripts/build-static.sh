@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
 # relocation-model=static: a fixed-address executable, no start-up relocations (see build.rs).
-RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" cargo build --profile dist --target "$target" "$@"
+RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" cargo build -p sembed-cli --profile dist --target "$target" "$@"
 bin="${CARGO_TARGET_DIR:-target}/$target/dist/sembed"
 # A static binary has no NEEDED entries (no shared libraries to load, not even libc).
 if readelf -d "$bin" | grep -q NEEDED; then

@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-test-model.sh >/dev/null
-cargo test --release --all-targets
-cargo test --release --doc
+cargo test --release --workspace --all-targets
+cargo test --release --workspace --doc
 # Vectors must not depend on the instruction set: rerun the fidelity tests with the AVX2 kernels
 # (the default picks AVX-512 where the CPU has it).
-SEMBED_CPU=avx2 cargo test --release --test fidelity
+SEMBED_CPU=avx2 cargo test --release -p sembed --test fidelity
 # Interop: Python model2vec 0.10 (in a cached venv; no torch needed) loads `sembed distill` output and
 # encodes to the vectors sembed gives.
 venv="${SEMBED_TEST_MODELS:-$HOME/.cache/sembed/test-models}/py-model2vec-0.10"
@@ -21,6 +21,6 @@ target/release/sembed distill --model "$(scripts/fetch-test-model.sh)" --output 
 "$venv/bin/python" tests/interop/model2vec_loads_sembed_distill.py target/release/sembed "$tmp/m2v" tests/data/minilm-dev.jsonl
 # Interop: Python's huggingface_hub (same venv) and sembed share one Hugging Face cache, both ways,
 # through the loopback fake hub.
-SEMBED_TEST_PYTHON="$venv/bin/python" cargo test --release --test hub -- --ignored
+SEMBED_TEST_PYTHON="$venv/bin/python" cargo test --release -p sembed-hub --test hub -- --ignored
 # The lean library (no built-in model) must build and pass its own tests too.
-cargo test --release --no-default-features --lib
+cargo test --release -p sembed --no-default-features --lib

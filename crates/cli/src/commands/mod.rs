@@ -1,0 +1,68 @@
+//! One file per command; each reaches the library only through its public API.
+
+#[cfg(feature = "distill")]
+mod distill;
+mod embed;
+mod info;
+#[cfg(feature = "hub")]
+mod models;
+mod similarity;
+
+use std::process::ExitCode;
+
+use crate::args::{Cli, Command};
+
+/// Exit code for failures (bad model, bad input, I/O); clap uses 2 for usage errors.
+const EXIT_FAILURE: u8 = 1;
+/// Exit code for options that parse but make no sense (e.g. --max-length 0).
+const EXIT_USAGE: u8 = 2;
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Embed(a) => embed::run(a),
+        Command::Similarity(a) => similarity::run(a),
+        Command::Info(a) => info::run(a),
+        #[cfg(feature = "distill")]
+        Command::Distill(a) => distill::run(a),
+        #[cfg(feature = "hub")]
+        Command::Models(c) => models::run(c),
+    }
+}
+
+/// Prints `err` as one line on stderr and picks the exit code. A closed stdout is not an error.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    let broken_pipe = err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
+    let msg: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+    eprintln!("sembed: error: {}", msg.join(": "));
+    let usage = err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<sembed::Error>(),
+            Some(sembed::Error::InvalidOption(_))
+        ) || is_bad_name(e)
+    });
+    ExitCode::from(if usage { EXIT_USAGE } else { EXIT_FAILURE })
+}
+
+/// A model name that cannot be a hub id is a usage error, like a bad option.
+#[cfg(feature = "hub")]
+fn is_bad_name(e: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        e.downcast_ref::<sembed::hub::Error>(),
+        Some(sembed::hub::Error::InvalidName { .. })
+    ) || matches!(
+        e.downcast_ref::<sembed::Error>(),
+        Some(sembed::Error::Hub(sembed::hub::Error::InvalidName { .. }))
+    )
+}
+
+#[cfg(not(feature = "hub"))]
+fn is_bad_name(_: &(dyn std::error::Error + 'static)) -> bool {
+    false
+}

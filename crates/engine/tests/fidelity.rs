@@ -1,0 +1,161 @@
+//! The real all-MiniLM-L6-v2 against sentence-transformers' own vectors (tests/data/minilm-*.{npy,jsonl},
+//! made with sentence-transformers 6.2 / torch 2.15; see tests/data/README.md).
+
+use sembed::{EmbedOptions, Embedder};
+use sembed_testkit::*;
+
+fn check_model(model: &Embedder, min_stsb: f32, min_dev: f32) {
+    let sentences = stsb_sentences();
+    let got = model.embed(&sentences, &EmbedOptions::default()).unwrap();
+    let (rows, cols, want) = read_npy(&data("minilm-stsb.npy"));
+    assert_eq!((rows, cols), (got.len(), got.dim()));
+    let want: Vec<&[f32]> = want.chunks_exact(cols).collect();
+    let got_rows: Vec<&[f32]> = got.rows().collect();
+    let (c, i) = min_cosine(&got_rows, &want);
+    println!("STS-B: min cosine {c} at {i} ({:?})", sentences[i]);
+    assert!(
+        c >= min_stsb,
+        "STS-B min cosine {c} < {min_stsb} at sentence {i}: {:?}",
+        sentences[i]
+    );
+
+    let rho = stsb_spearman(&got_rows);
+    println!("STS-B Spearman {rho:.5}");
+    assert!(
+        (rho - 0.8205).abs() <= 0.0005,
+        "STS-B Spearman {rho} not within 0.8205 ± 0.0005"
+    );
+
+    let dev = read_jsonl(&data("minilm-dev.jsonl"));
+    let texts: Vec<&str> = dev.iter().map(|r| r.text.as_str()).collect();
+    let got = model.embed(&texts, &EmbedOptions::default()).unwrap();
+    for (r, g) in dev.iter().zip(got.rows()) {
+        let ids = model.token_ids(&r.text, &EmbedOptions::default()).unwrap();
+        assert_eq!(ids, r.input_ids, "ids of {:?}", r.text);
+        let c = sembed::cosine(g, &r.embedding);
+        assert!(
+            c >= min_dev,
+            "dev text {:?}: cosine {c} < {min_dev}",
+            r.text
+        );
+    }
+}
+
+#[test]
+fn real_f32_model_matches_sentence_transformers() {
+    let model = Embedder::from_dir(real_model()).unwrap();
+    assert_eq!(model.info().weights_dtype, "f32");
+    check_model(&model, 0.99999, 0.99999);
+}
+
+#[cfg(feature = "builtin")]
+#[test]
+fn builtin_f16_model_matches_sentence_transformers() {
+    let model = Embedder::builtin().unwrap();
+    assert_eq!(model.info().weights_dtype, "f16");
+    check_model(&model, 0.9999, 0.9999);
+}
+
+#[test]
+fn batching_and_threads_do_not_change_vectors() {
+    let model = Embedder::from_dir(real_model()).unwrap();
+    let texts: Vec<String> = stsb_sentences().into_iter().take(200).collect();
+    let base = model
+        .embed(
+            &texts,
+            &EmbedOptions {
+                threads: 1,
+                batch_size: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for (threads, batch_size) in [(2, 32), (2, 7), (1, 200)] {
+        let e = model
+            .embed(
+                &texts,
+                &EmbedOptions {
+                    threads,
+                    batch_size,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let (c, i) = min_cosine(
+            &e.rows().collect::<Vec<_>>(),
+            &base.rows().collect::<Vec<_>>(),
+        );
+        assert!(
+            c > 0.999999,
+            "threads {threads} batch {batch_size}: cosine {c} at {i}"
+        );
+    }
+}
+
+#[test]
+fn empty_list_and_empty_text() {
+    let model = Embedder::from_dir(real_model()).unwrap();
+    let none: [&str; 0] = [];
+    let e = model.embed(&none, &EmbedOptions::default()).unwrap();
+    assert_eq!(e.len(), 0);
+    let e = model.embed(&[""], &EmbedOptions::default()).unwrap();
+    assert_eq!(e.len(), 1);
+    assert!((e.row(0).iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn max_length_option_truncates_and_is_validated() {
+    let model = Embedder::from_dir(real_model()).unwrap();
+    let opts = EmbedOptions {
+        max_length: Some(5),
+        ..Default::default()
+    };
+    let ids = model
+        .token_ids("one two three four five six", &opts)
+        .unwrap();
+    assert_eq!(ids.len(), 5);
+    assert_eq!((ids[0], ids[4]), (101, 102));
+    for bad in [0, 1, 513] {
+        let opts = EmbedOptions {
+            max_length: Some(bad),
+            ..Default::default()
+        };
+        assert!(
+            matches!(
+                model.embed(&["x"], &opts),
+                Err(sembed::Error::InvalidOption(_))
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn one_sentence_on_two_threads_equals_one_thread() {
+    // One short text on two threads shares its products with a helper thread.
+    let model = Embedder::from_dir(real_model()).unwrap();
+    let dev = read_jsonl(&data("minilm-dev.jsonl"));
+    let one = EmbedOptions {
+        threads: 1,
+        ..Default::default()
+    };
+    let two = EmbedOptions {
+        threads: 2,
+        ..Default::default()
+    };
+    model.embed(&["warm up"], &two).unwrap();
+    for r in dev.iter().filter(|r| r.input_ids.len() <= 32) {
+        let a = model.embed(&[r.text.as_str()], &one).unwrap();
+        let b = model.embed(&[r.text.as_str()], &two).unwrap();
+        assert!(
+            sembed::cosine(a.row(0), b.row(0)) > 0.999999,
+            "{:?}",
+            r.text
+        );
+        assert!(
+            sembed::cosine(b.row(0), &r.embedding) >= 0.99999,
+            "{:?}",
+            r.text
+        );
+    }
+}

