@@ -1,4 +1,5 @@
-//! Command-line definitions (clap), apart from their execution (`commands/`).
+//! Command-line definitions (clap), apart from their execution (`commands/`). The man page and the
+//! shell completions are generated from these same definitions.
 
 use std::path::PathBuf;
 
@@ -10,6 +11,32 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// No notes or progress on stderr (errors are still printed).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// When to colour messages on stderr: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        global = true,
+        value_name = "WHEN"
+    )]
+    pub color: ColorWhen,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,6 +54,22 @@ pub enum Command {
     #[cfg(feature = "hub")]
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a man page (roff): `sembed man > sembed.1`, `sembed man embed > sembed-embed.1`, or
+    /// write them all with `--dir`.
+    Man {
+        /// The subcommand whose page to print (default: the main page).
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+        /// Write `sembed.1` and one `sembed-COMMAND.1` per command into DIR instead.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[cfg(feature = "hub")]
@@ -65,7 +108,8 @@ pub enum ModelsCommand {
 pub struct ModelArgs {
     /// A model directory; a Hugging Face id `org/name[@revision]`; an alias such as `all-MiniLM-L6-v2`
     /// (`sembed models aliases`); or `builtin` (the default: all-MiniLM-L6-v2, float16, compiled into
-    /// this binary). Ids are looked up in the Hugging Face cache first and downloaded only if missing.
+    /// this binary). Ids are looked up in the Hugging Face cache first and downloaded only if missing;
+    /// all-MiniLM-L6-v2 never goes to the network (the built-in copy stands in for it).
     #[arg(long, short = 'm', value_name = "MODEL")]
     pub model: Option<String>,
     /// Never use the network (as HF_HUB_OFFLINE=1): a model id must already be in the cache.
@@ -127,7 +171,7 @@ impl RunArgs {
     }
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum OutputFormat {
     Json,
     Jsonl,
@@ -145,11 +189,11 @@ pub enum PrecisionArg {
     Ubinary,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum InputFormat {
     /// One text per line.
     Lines,
-    /// One JSON value per line: a string, or an object with a "text" field.
+    /// One JSON value per line: a string, or an object with a "text" field (and optionally "id").
     Jsonl,
 }
 
@@ -161,15 +205,21 @@ pub struct EmbedArgs {
     /// Read texts from FILE (`-` for stdin).
     #[arg(long, short = 'i', value_name = "FILE", conflicts_with = "texts")]
     pub input: Option<PathBuf>,
-    /// How input files are split into texts.
-    #[arg(long, value_enum, default_value = "lines")]
-    pub input_format: InputFormat,
+    /// How input is split into texts (default: jsonl for a .jsonl/.ndjson file, else lines).
+    #[arg(long, value_enum)]
+    pub input_format: Option<InputFormat>,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value = "jsonl")]
     pub format: OutputFormat,
-    /// Write to FILE instead of stdout.
+    /// Write to FILE instead of stdout (`-` is stdout).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Add each input text to the output (jsonl: a "text" field; csv: a first column).
+    #[arg(long)]
+    pub with_text: bool,
+    /// csv: start with a header row (`text,` with --with-text, then `e0,e1,…`).
+    #[arg(long)]
+    pub header: bool,
     /// Quantize as sentence-transformers' quantize_embeddings: int8/uint8 scale each dimension over
     /// its range (from --calibration, else from these inputs); binary/ubinary pack sign bits.
     #[arg(long, value_enum, default_value = "float32")]
@@ -210,7 +260,7 @@ pub struct InfoArgs {
 pub struct DistillArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// PCA dimensions of the static model.
+    /// PCA dimensions of the static model (at most the model's dimension).
     #[arg(long, default_value_t = 256)]
     pub dims: usize,
     /// SIF coefficient for the Zipf-based token weights.

@@ -1,80 +1,208 @@
-//! Reading texts: command-line arguments, a file, or stdin; one text per line or JSON Lines.
+//! Reading texts as they arrive: command-line arguments, a file, or stdin; one text per line or
+//! JSON Lines. A reader thread cuts the input into chunks of whole lines and hands them over a
+//! bounded channel, so the first vectors can be written before a pipe closes and memory stays
+//! bounded however long the input is.
 
-use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::io::{IsTerminal, Read};
+use std::ops::Range;
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use anyhow::{Context, bail};
+use serde_json::value::RawValue;
 
 use crate::args::InputFormat;
 
-/// Texts as read: separate strings (arguments, JSON Lines) or one buffer cut into lines (a text file:
-/// one read and no allocation per line).
-pub enum Texts {
-    Owned(Vec<String>),
-    Lines {
-        buf: String,
-        lines: Vec<std::ops::Range<usize>>,
-    },
+/// Some consecutive texts of the input, in order: their bytes in one buffer (no allocation per
+/// line) and, for JSON Lines objects, their `id` fields.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    buf: String,
+    texts: Vec<Range<usize>>,
+    /// Raw JSON of each text's `id` (JSON Lines only; empty otherwise).
+    ids: Vec<Option<Box<RawValue>>>,
+    /// Input bytes this chunk consumed (for progress).
+    pub bytes: u64,
+    /// Input lines it covered (blank JSON Lines included), for line numbers in messages.
+    line_count: usize,
 }
 
-impl Texts {
-    /// Every text, borrowed.
+impl Chunk {
+    /// Number of texts.
+    pub fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    /// The texts, borrowed.
     pub fn strs(&self) -> Vec<&str> {
-        match self {
-            Texts::Owned(v) => v.iter().map(String::as_str).collect(),
-            Texts::Lines { buf, lines } => lines.iter().map(|r| &buf[r.clone()]).collect(),
+        self.texts.iter().map(|r| &self.buf[r.clone()]).collect()
+    }
+
+    /// The `id` of text `i`, if it had one.
+    pub fn id(&self, i: usize) -> Option<&RawValue> {
+        self.ids.get(i).and_then(|v| v.as_deref())
+    }
+
+    /// Appends `other`'s texts.
+    pub fn extend(&mut self, other: Chunk) {
+        // `ids` is empty (no text has one) or one entry per text.
+        let with_ids = !self.ids.is_empty() || !other.ids.is_empty();
+        if with_ids {
+            self.ids.resize_with(self.texts.len(), || None);
         }
+        let base = self.buf.len();
+        self.buf.push_str(&other.buf);
+        self.texts.extend(
+            other
+                .texts
+                .into_iter()
+                .map(|r| r.start + base..r.end + base),
+        );
+        if with_ids {
+            if other.ids.is_empty() {
+                self.ids.resize_with(self.texts.len(), || None);
+            } else {
+                self.ids.extend(other.ids);
+            }
+        }
+        self.bytes += other.bytes;
+        self.line_count += other.line_count;
     }
 }
 
-/// The texts to embed, from arguments, `--input FILE|-`, or piped stdin.
-pub fn read_texts(
+/// Where texts come from.
+pub struct Input {
+    /// Size in bytes when known up front (a regular file), for a progress bar.
+    pub size: Option<u64>,
+    rx: Receiver<anyhow::Result<Chunk>>,
+}
+
+impl Input {
+    /// The next chunk (blocking until one arrives), `None` at the end of the input.
+    pub fn next(&self) -> Option<anyhow::Result<Chunk>> {
+        self.rx.recv().ok()
+    }
+
+    /// A chunk already waiting, without blocking.
+    pub fn ready(&self) -> Option<anyhow::Result<Chunk>> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Starts reading the texts: `args` if any, else `--input FILE|-`, else piped stdin.
+pub fn open(
     args: Vec<String>,
     input: Option<&Path>,
-    format: InputFormat,
-) -> anyhow::Result<Texts> {
+    format: Option<InputFormat>,
+) -> anyhow::Result<Input> {
+    // Chunks in flight at most: what bounds memory while the model is slower than the input.
+    let (tx, rx) = sync_channel(4);
     if !args.is_empty() {
-        return Ok(Texts::Owned(args));
+        let mut chunk = Chunk {
+            line_count: args.len(),
+            ..Default::default()
+        };
+        for a in args {
+            let start = chunk.buf.len();
+            chunk.buf.push_str(&a);
+            chunk.texts.push(start..chunk.buf.len());
+        }
+        let _ = tx.send(Ok(chunk));
+        return Ok(Input { size: None, rx });
     }
-    let (name, reader): (String, Box<dyn Read>) = match input {
+    let (name, reader, size): (String, Box<dyn Read + Send>, Option<u64>) = match input {
         Some(p) if p.as_os_str() != "-" => {
             let f =
                 std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-            (p.display().to_string(), Box::new(f))
+            let meta = f
+                .metadata()
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            if meta.is_dir() {
+                bail!("cannot read {}: is a directory", p.display());
+            }
+            let size = meta.is_file().then_some(meta.len());
+            (p.display().to_string(), Box::new(f), size)
         }
-        Some(_) => ("<stdin>".to_string(), Box::new(std::io::stdin())),
+        Some(_) => ("<stdin>".to_string(), Box::new(std::io::stdin()), None),
         None if !std::io::stdin().is_terminal() => {
-            ("<stdin>".to_string(), Box::new(std::io::stdin()))
+            ("<stdin>".to_string(), Box::new(std::io::stdin()), None)
         }
         None => bail!("no input: give TEXT arguments, --input FILE, or pipe text to stdin"),
     };
-    let texts = match format {
-        InputFormat::Lines => {
-            let mut bytes = Vec::new();
-            BufReader::new(reader)
-                .read_to_end(&mut bytes)
-                .with_context(|| format!("cannot read {name}"))?;
-            let (buf, lines) = split_lines(bytes, &name)?;
-            Texts::Lines { buf, lines }
+    let format = format.unwrap_or_else(|| match input.and_then(|p| p.extension()) {
+        Some(e) if e == "jsonl" || e == "ndjson" => InputFormat::Jsonl,
+        _ => InputFormat::Lines,
+    });
+    let thread_name = name.clone();
+    std::thread::Builder::new()
+        .name("sembed-input".into())
+        .spawn(move || read_all(reader, &thread_name, format, &tx))
+        .context("cannot start the input reader")?;
+    Ok(Input { size, rx })
+}
+
+/// Bytes asked for per read: a pipe returns what it has, a file this much.
+const READ: usize = 256 * 1024;
+
+/// Reads `r` to the end, sending a chunk per read that completed at least one line.
+fn read_all(
+    mut r: Box<dyn Read + Send>,
+    name: &str,
+    format: InputFormat,
+    tx: &SyncSender<anyhow::Result<Chunk>>,
+) {
+    let mut pending: Vec<u8> = Vec::new(); // bytes after the last complete line
+    let mut line_no = 0usize; // lines sent so far
+    let mut buf = vec![0u8; READ];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = tx.send(Err(
+                    anyhow::Error::new(e).context(format!("cannot read {name}"))
+                ));
+                return;
+            }
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let Some(last_nl) = pending.iter().rposition(|&b| b == b'\n') else {
+            continue;
+        };
+        let rest = pending.split_off(last_nl + 1);
+        let whole = std::mem::replace(&mut pending, rest);
+        let sent = parse(whole, name, format, &mut line_no);
+        let failed = sent.is_err();
+        if tx.send(sent).is_err() || failed {
+            return;
         }
-        InputFormat::Jsonl => Texts::Owned(parse_jsonl(BufReader::new(reader), &name)?),
-    };
-    let empty = match &texts {
-        Texts::Owned(v) => v.is_empty(),
-        Texts::Lines { lines, .. } => lines.is_empty(),
-    };
-    if empty {
-        bail!("{name}: no texts (the input is empty)");
     }
-    Ok(texts)
+    if !pending.is_empty() {
+        let _ = tx.send(parse(pending, name, format, &mut line_no));
+    }
+}
+
+/// Complete lines → a chunk; `line_no` counts lines before these (for messages) and advances.
+fn parse(
+    bytes: Vec<u8>,
+    name: &str,
+    format: InputFormat,
+    line_no: &mut usize,
+) -> anyhow::Result<Chunk> {
+    let consumed = bytes.len() as u64;
+    let mut chunk = match format {
+        InputFormat::Lines => split_lines(bytes, name, *line_no)?,
+        InputFormat::Jsonl => parse_jsonl(&bytes, name, *line_no)?,
+    };
+    chunk.bytes = consumed;
+    *line_no += chunk.line_count;
+    Ok(chunk)
 }
 
 /// One text per line (a trailing `\r` removed; an empty line is an empty text), as byte ranges of
-/// the whole input, which must be UTF-8; an error names the line and byte.
-fn split_lines(
-    bytes: Vec<u8>,
-    name: &str,
-) -> anyhow::Result<(String, Vec<std::ops::Range<usize>>)> {
+/// the buffer, which must be UTF-8; an error names the line and byte.
+fn split_lines(bytes: Vec<u8>, name: &str, first_line: usize) -> anyhow::Result<Chunk> {
     let buf = String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
         let at = e.utf8_error().valid_up_to();
@@ -82,13 +210,13 @@ fn split_lines(
             .iter()
             .rposition(|&b| b == b'\n')
             .map_or(0, |i| i + 1);
-        let line_no = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_no = first_line + bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
         anyhow::anyhow!(
             "{name}:{line_no}: invalid UTF-8 at byte {}",
             at - line_start + 1
         )
     })?;
-    let mut lines = Vec::new();
+    let mut texts = Vec::new();
     let mut start = 0;
     while start < buf.len() {
         let end = buf[start..].find('\n').map_or(buf.len(), |i| start + i);
@@ -97,33 +225,35 @@ fn split_lines(
         } else {
             end
         };
-        lines.push(start..text_end);
+        texts.push(start..text_end);
         start = end + 1;
     }
-    Ok((buf, lines))
+    let line_count = texts.len();
+    Ok(Chunk {
+        buf,
+        texts,
+        ids: Vec::new(),
+        bytes: 0,
+        line_count,
+    })
 }
 
-/// JSON Lines: each non-blank line is a JSON string or an object with a string `text`.
-fn parse_jsonl(mut r: impl BufRead, name: &str) -> anyhow::Result<Vec<String>> {
-    let mut texts = Vec::new();
-    let mut buf = Vec::new();
-    let mut line_no = 0;
-    loop {
-        buf.clear();
-        let n = r
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("cannot read {name}"))?;
-        if n == 0 {
-            break;
+/// JSON Lines: each non-blank line is a JSON string or an object with a string `text` (and
+/// optionally an `id` of any JSON type, passed through to the output).
+fn parse_jsonl(bytes: &[u8], name: &str, first_line: usize) -> anyhow::Result<Chunk> {
+    let mut chunk = Chunk::default();
+    let mut line_count = 0;
+    for raw in bytes.split_inclusive(|&b| b == b'\n') {
+        line_count += 1;
+        let line_no = first_line + line_count;
+        let mut l = raw;
+        if l.last() == Some(&b'\n') {
+            l = &l[..l.len() - 1];
         }
-        line_no += 1;
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
+        if l.last() == Some(&b'\r') {
+            l = &l[..l.len() - 1];
         }
-        if buf.last() == Some(&b'\r') {
-            buf.pop();
-        }
-        let line = std::str::from_utf8(&buf).map_err(|e| {
+        let line = std::str::from_utf8(l).map_err(|e| {
             anyhow::anyhow!(
                 "{name}:{line_no}: invalid UTF-8 at byte {}",
                 e.valid_up_to() + 1
@@ -132,22 +262,43 @@ fn parse_jsonl(mut r: impl BufRead, name: &str) -> anyhow::Result<Vec<String>> {
         if line.trim().is_empty() {
             continue;
         }
-        texts.push(json_text(line).map_err(|m| anyhow::anyhow!("{name}:{line_no}: {m}"))?);
+        let (text, id) = json_text(line).map_err(|m| anyhow::anyhow!("{name}:{line_no}: {m}"))?;
+        let start = chunk.buf.len();
+        chunk.buf.push_str(&text);
+        chunk.texts.push(start..chunk.buf.len());
+        chunk.ids.push(id);
     }
-    Ok(texts)
+    chunk.line_count = line_count;
+    Ok(chunk)
 }
 
-fn json_text(line: &str) -> Result<String, String> {
-    match serde_json::from_str::<serde_json::Value>(line) {
-        Ok(serde_json::Value::String(s)) => Ok(s),
-        Ok(serde_json::Value::Object(mut o)) => match o.remove("text") {
-            Some(serde_json::Value::String(s)) => Ok(s),
-            Some(_) => Err("field \"text\" is not a string".into()),
-            None => Err("object has no \"text\" field".into()),
-        },
-        Ok(_) => Err("expected a JSON string or an object with a \"text\" field".into()),
-        Err(e) => Err(format!("invalid JSON: {e}")),
+#[derive(serde::Deserialize)]
+struct Object<'a> {
+    #[serde(borrow)]
+    text: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+}
+
+fn json_text(line: &str) -> Result<(String, Option<Box<RawValue>>), String> {
+    let invalid = |e: serde_json::Error| format!("invalid JSON: {e}");
+    let trimmed = line.trim_start();
+    if trimmed.starts_with('"') {
+        return serde_json::from_str::<String>(line)
+            .map(|s| (s, None))
+            .map_err(invalid);
     }
+    if !trimmed.starts_with('{') {
+        serde_json::from_str::<serde_json::Value>(line).map_err(invalid)?;
+        return Err("expected a JSON string or an object with a \"text\" field".into());
+    }
+    let o: Object<'_> = serde_json::from_str(line).map_err(invalid)?;
+    let text = match o.text {
+        Some(raw) => serde_json::from_str::<String>(raw.get())
+            .map_err(|_| "field \"text\" is not a string".to_string())?,
+        None => return Err("object has no \"text\" field".into()),
+    };
+    Ok((text, o.id.map(|r| r.to_owned())))
 }
 
 #[cfg(test)]
@@ -155,8 +306,8 @@ mod tests {
     use super::*;
 
     fn lines(s: &[u8]) -> anyhow::Result<Vec<String>> {
-        let (buf, lines) = split_lines(s.to_vec(), "t")?;
-        Ok(lines.into_iter().map(|r| buf[r].to_string()).collect())
+        let c = split_lines(s.to_vec(), "t", 0)?;
+        Ok(c.strs().into_iter().map(str::to_string).collect())
     }
 
     #[test]
@@ -172,19 +323,46 @@ mod tests {
     fn invalid_utf8_names_the_line() {
         let err = lines(b"ok\nbad \xff here\n").unwrap_err().to_string();
         assert_eq!(err, "t:2: invalid UTF-8 at byte 5");
-        let err = split_lines(b"\xffok".to_vec(), "t")
+        let err = split_lines(b"\xffok".to_vec(), "t", 0)
             .unwrap_err()
             .to_string();
         assert_eq!(err, "t:1: invalid UTF-8 at byte 1");
+        // Line numbers continue across chunks.
+        let err = split_lines(b"\xff".to_vec(), "t", 41)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t:42: invalid UTF-8 at byte 1");
     }
 
     #[test]
-    fn jsonl_strings_and_objects() {
-        let got = parse_jsonl(&b"\"a\\nb\"\n{\"text\": \"c\", \"id\": 1}\n\n"[..], "t").unwrap();
-        assert_eq!(got, ["a\nb", "c"]);
-        let err = parse_jsonl(&b"{\"x\": 1}"[..], "t")
-            .unwrap_err()
-            .to_string();
+    fn jsonl_strings_and_objects_with_ids() {
+        let c = parse_jsonl(
+            b"\"a\\nb\"\n{\"text\": \"c\", \"id\": 1}\n\n{\"id\": {\"k\": [1]}, \"text\": \"d\"}\n",
+            "t",
+            0,
+        )
+        .unwrap();
+        assert_eq!(c.strs(), ["a\nb", "c", "d"]);
+        assert!(c.id(0).is_none());
+        assert_eq!(c.id(1).map(RawValue::get), Some("1"));
+        assert_eq!(c.id(2).map(RawValue::get), Some("{\"k\": [1]}"));
+        let err = parse_jsonl(b"{\"x\": 1}", "t", 0).unwrap_err().to_string();
         assert_eq!(err, "t:1: object has no \"text\" field");
+        let err = parse_jsonl(b"\n[1]", "t", 3).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "t:5: expected a JSON string or an object with a \"text\" field"
+        );
+    }
+
+    /// Chunks joined keep every text and id in order.
+    #[test]
+    fn chunks_extend_in_order() {
+        let mut a = parse_jsonl(b"{\"text\":\"x\",\"id\":7}\n", "t", 0).unwrap();
+        a.extend(split_lines(b"y\nz".to_vec(), "t", 1).unwrap());
+        a.extend(parse_jsonl(b"{\"text\":\"w\",\"id\":\"q\"}\n", "t", 3).unwrap());
+        assert_eq!(a.strs(), ["x", "y", "z", "w"]);
+        let ids: Vec<_> = (0..4).map(|i| a.id(i).map(RawValue::get)).collect();
+        assert_eq!(ids, [Some("7"), None, None, Some("\"q\"")]);
     }
 }

@@ -1,22 +1,63 @@
-//! Writing embeddings: JSON, JSON Lines, NumPy `.npy`, raw little-endian f32, CSV.
+//! Writing embeddings as they are computed: JSON, JSON Lines, NumPy `.npy`, raw little-endian f32,
+//! CSV — float32 or quantized, with each input's `id` and text where the format has room for them.
 
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 
 use sembed::Embeddings;
+use sembed::quantize::Quantized;
+use serde_json::value::RawValue;
 
-/// An output format for [`write()`].
+/// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// One JSON array of arrays.
     Json,
-    /// One object per line: `{"index": i, "embedding": [...]}`, in input order.
+    /// One object per line: `{"index": i, ["id": …,] ["text": …,] "embedding": [...]}`, in input
+    /// order.
     Jsonl,
-    /// NumPy `.npy` v1.0, float32, shape `(n, dim)`.
+    /// NumPy `.npy` v1.0, shape `(n, dim)`, dtype `<f4` (or `|i1` / `|u1` when quantized).
     Npy,
     /// Raw little-endian f32, row-major, no header.
     F32,
-    /// One row per line, comma-separated, no header.
+    /// One row per line, comma-separated (optionally a header row and a text column).
     Csv,
+}
+
+/// What goes with one row besides its vector.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extra<'a> {
+    /// The input object's `id`, as raw JSON.
+    pub id: Option<&'a RawValue>,
+    /// The input text (written with `--with-text`).
+    pub text: &'a str,
+}
+
+/// Where the bytes go: a file can be rewound (the npy header is fixed at the end), a stream not (npy
+/// data is then held until the end).
+pub enum Sink {
+    File(io::BufWriter<std::fs::File>),
+    Stream(Box<dyn Write>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(b),
+            Sink::Stream(s) => s.write(b),
+        }
+    }
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.write_all(b),
+            Sink::Stream(s) => s.write_all(b),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Stream(s) => s.flush(),
+        }
+    }
 }
 
 fn write_floats(w: &mut impl Write, row: &[f32], sep: &str) -> io::Result<()> {
@@ -34,18 +75,23 @@ fn write_floats(w: &mut impl Write, row: &[f32], sep: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// The 64-byte-aligned header of a v1.0 `.npy` file holding `rows × cols` little-endian f32.
-pub fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
-    npy_header_typed("<f4", rows, cols)
+fn write_ints<T: std::fmt::Display>(w: &mut impl Write, row: &[T]) -> io::Result<()> {
+    for (j, x) in row.iter().enumerate() {
+        if j > 0 {
+            w.write_all(b",")?;
+        }
+        write!(w, "{x}")?;
+    }
+    Ok(())
 }
 
-/// The header of a v1.0 `.npy` file of dtype `descr` (`<f4`, `|i1`, `|u1`).
-fn npy_header_typed(descr: &str, rows: usize, cols: usize) -> Vec<u8> {
+/// The header of a v1.0 `.npy` file holding `rows × cols` values of dtype `descr` (`<f4`, `|i1`,
+/// `|u1`), always 128 bytes (so it can be rewritten in place once the row count is known).
+pub fn npy_header(descr: &str, rows: usize, cols: usize) -> Vec<u8> {
     let dict =
         format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // magic (6) + version (2) + header length (2) + dict + padding + '\n', to a multiple of 64.
-    let unpadded = 10 + dict.len() + 1;
-    let total = unpadded.div_ceil(64) * 64;
+    let total = (10 + dict.len() + 1).div_ceil(64).max(2) * 64;
     let mut h = Vec::with_capacity(total);
     h.extend_from_slice(b"\x93NUMPY\x01\x00");
     h.extend_from_slice(&((total - 10) as u16).to_le_bytes());
@@ -55,113 +101,191 @@ fn npy_header_typed(descr: &str, rows: usize, cols: usize) -> Vec<u8> {
     h
 }
 
-/// Writes `e` to `w` in `format` (all rows at once; see [`Writer`] for streaming).
-///
-pub fn write(w: &mut impl Write, e: &Embeddings, format: Format) -> io::Result<()> {
-    let mut out = Writer::new(w, format, e.len(), e.dim())?;
-    out.write(e)?;
-    out.finish().map(|_| ())
+/// One row's values.
+enum Row<'a> {
+    F32(&'a [f32]),
+    I8(&'a [i8]),
+    U8(&'a [u8]),
 }
 
-/// Writes embeddings chunk by chunk, so a large run never holds all vectors in memory. The number of
-/// rows is fixed up front (the `.npy` header states it).
-#[derive(Debug)]
-pub struct Writer<W: Write> {
-    w: W,
-    format: Format,
-    rows: usize,
+/// How rows are laid out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Bytes as in memory (npy data, raw f32).
+    Raw {
+        npy: bool,
+    },
+    Json,
+    Jsonl,
+    Csv,
+}
+
+/// Writes rows as they come; the number of rows need not be known in advance.
+pub struct Writer {
+    out: Sink,
+    layout: Layout,
+    width: usize,
+    /// npy dtype.
+    descr: &'static str,
     written: usize,
-    buf: Vec<u8>,
+    with_text: bool,
+    /// npy data held until `finish` (a sink that cannot be rewound).
+    held: Vec<u8>,
 }
 
-impl<W: Write> Writer<W> {
-    /// Starts output of `rows` vectors of `dim` floats (writes the npy header or the opening `[`).
-    pub fn new(mut w: W, format: Format, rows: usize, dim: usize) -> io::Result<Self> {
+impl Writer {
+    /// Starts output of rows `width` values wide (`descr` as for [`npy_header`]); `header` adds
+    /// csv's header row.
+    pub fn new(
+        mut out: Sink,
+        format: Format,
+        (width, descr): (usize, &'static str),
+        with_text: bool,
+        header: bool,
+    ) -> io::Result<Self> {
         match format {
-            Format::Npy => w.write_all(&npy_header(rows, dim))?,
-            Format::Json => w.write_all(b"[")?,
+            Format::Npy if matches!(out, Sink::File(_)) => {
+                out.write_all(&npy_header(descr, 0, width))?
+            }
+            Format::Json => out.write_all(b"[")?,
+            Format::Csv if header => {
+                let mut line = String::new();
+                if with_text {
+                    line.push_str("text,");
+                }
+                let cols: Vec<String> = (0..width).map(|j| format!("e{j}")).collect();
+                line.push_str(&cols.join(","));
+                line.push('\n');
+                out.write_all(line.as_bytes())?;
+            }
             _ => {}
         }
+        let layout = match format {
+            Format::Npy => Layout::Raw { npy: true },
+            Format::F32 => Layout::Raw { npy: false },
+            Format::Json => Layout::Json,
+            Format::Jsonl => Layout::Jsonl,
+            Format::Csv => Layout::Csv,
+        };
         Ok(Writer {
-            w,
-            format,
-            rows,
+            out,
+            layout,
+            width,
+            descr,
             written: 0,
-            buf: Vec::new(),
+            with_text,
+            held: Vec::new(),
         })
     }
 
-    /// Appends the next rows, in order.
-    pub fn write(&mut self, e: &Embeddings) -> io::Result<()> {
-        if self.written + e.len() > self.rows {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "more rows than announced",
-            ));
-        }
-        let w = &mut self.w;
-        // Raw little-endian float32 is the in-memory layout here: one write for all rows (byte by
-        // byte conversion was 4 % of a Model2Vec run, perf).
-        #[cfg(target_endian = "little")]
-        if matches!(self.format, Format::Npy | Format::F32) {
-            w.write_all(bytemuck::cast_slice(e.as_slice()))?;
-            self.written += e.len();
+    /// Appends rows, in order; `extras` is empty or one per row.
+    pub fn write(&mut self, q: &Quantized, extras: &[Extra<'_>]) -> io::Result<()> {
+        let rows: Vec<Row<'_>> = match q {
+            Quantized::F32(e) => e.rows().map(Row::F32).collect(),
+            Quantized::I8 { width, data } => data.chunks((*width).max(1)).map(Row::I8).collect(),
+            Quantized::U8 { width, data } => data.chunks((*width).max(1)).map(Row::U8).collect(),
+        };
+        // Raw little-endian float32 and npy are the in-memory layout: one write for all rows
+        // (byte by byte conversion was 4 % of a Model2Vec run, perf).
+        if let Layout::Raw { npy } = self.layout {
+            let bytes: &[u8] = match q {
+                #[cfg(target_endian = "little")]
+                Quantized::F32(e) => bytemuck::cast_slice(e.as_slice()),
+                #[cfg(not(target_endian = "little"))]
+                Quantized::F32(e) => &e
+                    .as_slice()
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect::<Vec<_>>(),
+                Quantized::I8 { data, .. } => bytemuck::cast_slice(data),
+                Quantized::U8 { data, .. } => data,
+            };
+            match &self.out {
+                Sink::Stream(_) if npy => self.held.extend_from_slice(bytes),
+                _ => self.out.write_all(bytes)?,
+            }
+            self.written += rows.len();
             return Ok(());
         }
-        for (k, row) in e.rows().enumerate() {
+        let w = &mut self.out;
+        for (k, row) in rows.iter().enumerate() {
             let i = self.written + k;
-            match self.format {
-                Format::Json => {
+            let extra = extras.get(k).copied().unwrap_or_default();
+            match self.layout {
+                Layout::Json => {
                     w.write_all(if i == 0 { b"[" } else { b",\n[" })?;
-                    write_floats(w, row, ",")?;
+                    write_row(w, row, ",")?;
                     w.write_all(b"]")?;
                 }
-                Format::Jsonl => {
-                    write!(w, "{{\"index\":{i},\"embedding\":[")?;
-                    write_floats(w, row, ",")?;
+                Layout::Jsonl => {
+                    write!(w, "{{\"index\":{i}")?;
+                    if let Some(id) = extra.id {
+                        write!(w, ",\"id\":{}", id.get())?;
+                    }
+                    if self.with_text {
+                        w.write_all(b",\"text\":")?;
+                        serde_json::to_writer(&mut *w, extra.text)?;
+                    }
+                    w.write_all(b",\"embedding\":[")?;
+                    write_row(w, row, ",")?;
                     w.write_all(b"]}\n")?;
                 }
-                Format::Csv => {
-                    write_floats(w, row, ",")?;
+                Layout::Csv => {
+                    if self.with_text {
+                        w.write_all(b"\"")?;
+                        w.write_all(extra.text.replace('"', "\"\"").as_bytes())?;
+                        w.write_all(b"\",")?;
+                    }
+                    write_row(w, row, ",")?;
                     w.write_all(b"\n")?;
                 }
-                Format::Npy | Format::F32 => {
-                    self.buf.clear();
-                    self.buf.extend(row.iter().flat_map(|x| x.to_le_bytes()));
-                    w.write_all(&self.buf)?;
-                }
+                Layout::Raw { .. } => {} // written as one slice above
             }
         }
-        self.written += e.len();
+        self.written += rows.len();
         Ok(())
     }
 
-    /// Ends the output (closing `]` for JSON), flushes, and returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
-        if self.written != self.rows {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "fewer rows than announced",
-            ));
+    /// Pushes what is written so far to the reader (after each chunk: a pipe's reader sees rows as
+    /// they are done).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Ends the output (closing `]` for JSON, the npy header's row count) and flushes.
+    pub fn finish(mut self) -> io::Result<()> {
+        match (self.layout, &mut self.out) {
+            (Layout::Json, out) => out.write_all(b"]\n")?,
+            (Layout::Raw { npy: true }, Sink::File(f)) => {
+                f.flush()?;
+                let file = f.get_mut();
+                file.seek(SeekFrom::Start(0))?;
+                file.write_all(&npy_header(self.descr, self.written, self.width))?;
+                file.seek(SeekFrom::End(0))?;
+            }
+            (Layout::Raw { npy: true }, Sink::Stream(s)) => {
+                s.write_all(&npy_header(self.descr, self.written, self.width))?;
+                s.write_all(&self.held)?;
+            }
+            _ => {}
         }
-        if self.format == Format::Json {
-            self.w.write_all(b"]\n")?;
-        }
-        self.w.flush()?;
-        Ok(self.w)
+        self.out.flush()
+    }
+}
+
+fn write_row(w: &mut impl Write, row: &Row<'_>, sep: &str) -> io::Result<()> {
+    match row {
+        Row::F32(r) => write_floats(w, r, sep),
+        Row::I8(r) => write_ints(w, r),
+        Row::U8(r) => write_ints(w, r),
     }
 }
 
 /// Reads a float32 C-order `.npy` of shape `(n, dim)` (what `--format npy` writes).
-pub fn read_npy(path: &std::path::Path) -> sembed::Result<Embeddings> {
-    let bad = |why: &str| sembed::Error::InvalidFile {
-        path: path.to_path_buf(),
-        reason: why.to_string(),
-    };
-    let b = std::fs::read(path).map_err(|e| sembed::Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
+pub fn read_npy(path: &std::path::Path) -> anyhow::Result<Embeddings> {
+    let bad = |why: &str| anyhow::anyhow!("invalid {}: {why}", path.display());
+    let b = std::fs::read(path)
+        .map_err(|e| anyhow::Error::new(e).context(format!("cannot read {}", path.display())))?;
     if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
         return Err(bad("not a .npy file"));
     }
@@ -187,12 +311,12 @@ pub fn read_npy(path: &std::path::Path) -> sembed::Result<Embeddings> {
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .map(|d| d.parse().map_err(|_| bad("bad shape")))
-        .collect::<sembed::Result<_>>()?;
+        .collect::<anyhow::Result<_>>()?;
     let [rows, cols] = dims[..] else {
         return Err(bad("expected a 2-D array"));
     };
     let data = &b[start + hlen..];
-    if cols == 0 || data.len() != rows * cols * 4 {
+    if cols == 0 || Some(data.len()) != rows.checked_mul(cols).and_then(|n| n.checked_mul(4)) {
         return Err(bad("data size does not match the shape"));
     }
     Ok(Embeddings::new(
@@ -203,71 +327,52 @@ pub fn read_npy(path: &std::path::Path) -> sembed::Result<Embeddings> {
     ))
 }
 
-/// Writes quantized embeddings (`--precision`): integers in JSON, JSON Lines and CSV, `|i1`/`|u1` in npy.
-/// Raw `f32` output only takes float32.
-pub fn write_quantized(
-    w: &mut impl Write,
-    q: &sembed::quantize::Quantized,
-    format: Format,
-) -> io::Result<()> {
-    use sembed::quantize::Quantized;
-    let (width, values, descr, bytes): (usize, Vec<i64>, &str, Vec<u8>) = match q {
-        Quantized::F32(e) => return write(w, e, format),
-        Quantized::I8 { width, data } => (
-            *width,
-            data.iter().map(|&v| v as i64).collect(),
-            "|i1",
-            data.iter().map(|&v| v as u8).collect(),
-        ),
-        Quantized::U8 { width, data } => (
-            *width,
-            data.iter().map(|&v| v as i64).collect(),
-            "|u1",
-            data.clone(),
-        ),
-    };
-    let rows = values.len().checked_div(width).unwrap_or(0);
-    let join = |row: &[i64]| row.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    match format {
-        Format::F32 => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "raw f32 output holds float32 only; use npy, json, jsonl or csv for quantized embeddings",
-            ));
-        }
-        Format::Npy => {
-            w.write_all(&npy_header_typed(descr, rows, width))?;
-            w.write_all(&bytes)?;
-        }
-        Format::Json => {
-            let all: Vec<String> = values
-                .chunks(width.max(1))
-                .map(|r| format!("[{}]", join(r)))
-                .collect();
-            writeln!(w, "[{}]", all.join(",\n"))?;
-        }
-        Format::Jsonl => {
-            for (i, r) in values.chunks(width.max(1)).enumerate() {
-                writeln!(w, "{{\"index\":{i},\"embedding\":[{}]}}", join(r))?;
-            }
-        }
-        Format::Csv => {
-            for r in values.chunks(width.max(1)) {
-                writeln!(w, "{}", join(r))?;
-            }
-        }
-    }
-    w.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A sink whose bytes the test can read back after the writer is done.
+    #[derive(Clone, Default)]
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn run(format: Format, chunks: &[Embeddings], extras: &[Extra<'_>], text: bool) -> Vec<u8> {
+        let buf = Shared::default();
+        let width = chunks.first().map_or(2, Embeddings::dim);
+        let mut w = Writer::new(
+            Sink::Stream(Box::new(buf.clone())),
+            format,
+            (width, "<f4"),
+            text,
+            false,
+        )
+        .unwrap();
+        let mut at = 0;
+        for c in chunks {
+            let ex = if extras.is_empty() {
+                &[][..]
+            } else {
+                &extras[at..at + c.len()]
+            };
+            w.write(&Quantized::F32(c.clone()), ex).unwrap();
+            at += c.len();
+        }
+        w.finish().unwrap();
+        buf.0.take()
+    }
+
     #[test]
     fn npy_header_is_aligned_and_parsable() {
-        let h = npy_header(2758, 384);
-        assert_eq!(h.len() % 64, 0);
+        let h = npy_header("<f4", 2758, 384);
+        assert_eq!(h.len(), 128);
         assert_eq!(&h[..8], b"\x93NUMPY\x01\x00");
         let len = u16::from_le_bytes([h[8], h[9]]) as usize;
         assert_eq!(10 + len, h.len());
@@ -276,11 +381,16 @@ mod tests {
             dict.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2758, 384), }")
         );
         assert!(dict.ends_with('\n'));
+        assert_eq!(npy_header("<f4", 0, 1).len(), 128);
     }
 
     #[test]
     fn streaming_in_chunks_equals_one_write() {
         let e = Embeddings::new(2, vec![1.0, 0.25, -3.0, 1e-8, 5.0, 6.0]);
+        let parts = [
+            Embeddings::new(2, e.as_slice()[..2].to_vec()),
+            Embeddings::new(2, e.as_slice()[2..].to_vec()),
+        ];
         for format in [
             Format::Json,
             Format::Jsonl,
@@ -288,40 +398,75 @@ mod tests {
             Format::F32,
             Format::Csv,
         ] {
-            let mut whole = Vec::new();
-            write(&mut whole, &e, format).unwrap();
-            let mut w = Writer::new(Vec::new(), format, 3, 2).unwrap();
-            w.write(&Embeddings::new(2, e.as_slice()[..2].to_vec()))
-                .unwrap();
-            w.write(&Embeddings::new(2, e.as_slice()[2..].to_vec()))
-                .unwrap();
-            assert_eq!(w.finish().unwrap(), whole, "{format:?}");
+            assert_eq!(
+                run(format, &parts, &[], false),
+                run(format, std::slice::from_ref(&e), &[], false),
+                "{format:?}"
+            );
         }
-        let mut empty = Vec::new();
-        write(&mut empty, &Embeddings::new(2, vec![]), Format::Json).unwrap();
-        assert_eq!(empty, b"[]\n");
+        assert_eq!(run(Format::Json, &[], &[], false), b"[]\n");
+        assert!(run(Format::Jsonl, &[], &[], false).is_empty());
     }
 
     #[test]
-    fn jsonl_line_shape() {
-        let e = Embeddings::new(2, vec![0.5, -1.0]);
-        let mut out = Vec::new();
-        write(&mut out, &e, Format::Jsonl).unwrap();
+    fn jsonl_line_shape_with_id_and_text() {
+        let e = Embeddings::new(2, vec![0.5, -1.0, 1.0, 2.0]);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "{\"index\":0,\"embedding\":[0.5,-1]}\n"
+            String::from_utf8(run(Format::Jsonl, std::slice::from_ref(&e), &[], false)).unwrap(),
+            "{\"index\":0,\"embedding\":[0.5,-1]}\n{\"index\":1,\"embedding\":[1,2]}\n"
+        );
+        let id = RawValue::from_string("\"doc-7\"".into()).unwrap();
+        let extras = [
+            Extra {
+                id: Some(&id),
+                text: "a \"q\"",
+            },
+            Extra {
+                id: None,
+                text: "b",
+            },
+        ];
+        assert_eq!(
+            String::from_utf8(run(Format::Jsonl, std::slice::from_ref(&e), &extras, true)).unwrap(),
+            "{\"index\":0,\"id\":\"doc-7\",\"text\":\"a \\\"q\\\"\",\"embedding\":[0.5,-1]}\n\
+             {\"index\":1,\"text\":\"b\",\"embedding\":[1,2]}\n"
+        );
+        assert_eq!(
+            String::from_utf8(run(Format::Csv, &[e], &extras, true)).unwrap(),
+            "\"a \"\"q\"\"\",0.5,-1\n\"b\",1,2\n"
         );
     }
 
     #[test]
     fn json_and_csv() {
         let e = Embeddings::new(2, vec![1.0, 0.25, -3.0, 1e-8]);
-        let mut j = Vec::new();
-        write(&mut j, &e, Format::Json).unwrap();
+        let j = run(Format::Json, std::slice::from_ref(&e), &[], false);
         let parsed: Vec<Vec<f32>> = serde_json::from_slice(&j).unwrap();
         assert_eq!(parsed, vec![vec![1.0, 0.25], vec![-3.0, 1e-8]]);
-        let mut c = Vec::new();
-        write(&mut c, &e, Format::Csv).unwrap();
+        let c = run(Format::Csv, &[e], &[], false);
         assert_eq!(String::from_utf8(c).unwrap(), "1,0.25\n-3,0.00000001\n");
+    }
+
+    /// A file gets its header first and the count fixed at the end; a stream gets it at the end.
+    #[test]
+    fn npy_to_a_file_and_to_a_stream_are_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.npy");
+        let e = Embeddings::new(3, (0..9).map(|i| i as f32).collect());
+        let f = std::fs::File::create(&p).unwrap();
+        let mut w = Writer::new(
+            Sink::File(io::BufWriter::new(f)),
+            Format::Npy,
+            (3, "<f4"),
+            false,
+            false,
+        )
+        .unwrap();
+        w.write(&Quantized::F32(e.clone()), &[]).unwrap();
+        w.write(&Quantized::F32(e.clone()), &[]).unwrap();
+        w.finish().unwrap();
+        let streamed = run(Format::Npy, &[e.clone(), e], &[], false);
+        assert_eq!(std::fs::read(&p).unwrap(), streamed);
+        assert!(String::from_utf8_lossy(&streamed[..128]).contains("'shape': (6, 3)"));
     }
 }

@@ -1,17 +1,23 @@
-//! Download progress on stderr: one line redrawn in place when stderr is a terminal (large files keep
-//! their finished line, small ones are overwritten by the next); when it is not a terminal (logs, CI),
-//! one line per model and nothing per byte.
+//! Progress on stderr, only when it is a terminal (and not `--quiet`): downloads (one line redrawn
+//! in place; large files keep their finished line, small ones are overwritten by the next; in logs,
+//! one line per model and nothing per byte) and embedding a large input (an indicatif bar).
 
-use std::io::{IsTerminal, Write};
+#[cfg(feature = "hub")]
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use sembed::hub::{ModelRef, Progress};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::printer::Printer;
 
 /// Files at least this big keep their line once finished.
+#[cfg(feature = "hub")]
 const KEEP_LINE: u64 = 1 << 20;
 
+#[cfg(feature = "hub")]
 pub struct Bar {
     tty: bool,
+    quiet: bool,
     file: String,
     total: Option<u64>,
     done: u64,
@@ -22,10 +28,12 @@ pub struct Bar {
     open_line: bool,
 }
 
+#[cfg(feature = "hub")]
 impl Bar {
-    pub fn new() -> Self {
+    pub fn new(printer: &Printer) -> Self {
         Bar {
-            tty: std::io::stderr().is_terminal(),
+            tty: printer.progress(),
+            quiet: printer.is_quiet(),
             file: String::new(),
             total: None,
             done: 0,
@@ -79,9 +87,13 @@ impl Bar {
     }
 }
 
-impl Progress for Bar {
-    fn model(&mut self, model: &ModelRef, commit: &str, files: usize) {
+#[cfg(feature = "hub")]
+impl sembed::hub::Progress for Bar {
+    fn model(&mut self, model: &sembed::hub::ModelRef, commit: &str, files: usize) {
         self.close_line();
+        if self.quiet {
+            return;
+        }
         eprintln!(
             "sembed: downloading {model} ({files} file{}, commit {})",
             if files == 1 { "" } else { "s" },
@@ -120,11 +132,74 @@ impl Progress for Bar {
 }
 
 /// `12.3 MB`-style sizes (decimal units, as download tools print them).
+#[cfg(feature = "hub")]
 pub fn human(bytes: u64) -> String {
     match bytes {
         b if b >= 1_000_000_000 => format!("{:.1} GB", b as f64 / 1e9),
         b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
         b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
         b => format!("{b} B"),
+    }
+}
+
+/// Embedding progress: texts done (and input bytes read, when the input's size is known), drawn
+/// only once the run proves long (a second, or more texts than one chunk).
+pub struct Embedding {
+    allowed: bool,
+    size: Option<u64>,
+    started: Instant,
+    bar: Option<ProgressBar>,
+}
+
+impl Embedding {
+    pub fn new(printer: &Printer, size: Option<u64>) -> Self {
+        Embedding {
+            allowed: printer.progress(),
+            size,
+            started: Instant::now(),
+            bar: None,
+        }
+    }
+
+    /// `texts` done so far, `bytes` of input read so far.
+    pub fn update(&mut self, texts: u64, bytes: u64, large: bool) {
+        if !self.allowed {
+            return;
+        }
+        if self.bar.is_none() && (large || self.started.elapsed() > Duration::from_secs(1)) {
+            let bar = match self.size {
+                Some(total) => ProgressBar::with_draw_target(
+                    Some(total),
+                    ProgressDrawTarget::stderr(),
+                )
+                .with_style(
+                    ProgressStyle::with_template(
+                        "{spinner} [{bar:30}] {bytes}/{total_bytes} {msg} ({elapsed}, {eta} left)",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                ),
+                None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+                    .with_style(
+                        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    ),
+            };
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            if self.size.is_some() {
+                bar.set_position(bytes);
+            }
+            let rate = texts as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{texts} texts embedded, {rate:.0}/s"));
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
     }
 }

@@ -32,6 +32,47 @@ static FILES: &[(&str, &[u8])] = &[
     asset!("1_Pooling/config.json"),
 ];
 
+/// sha256 of every file, as recorded in PROVENANCE.md (checked against the bytes by a test), so the
+/// built-in model's fingerprint costs no hashing.
+static SHA256: &[(&str, &str)] = &[
+    (
+        "model.safetensors",
+        "15d44cd288c97ffe46d057ab531fcc8836f7db892e8370b84ab4507670b40c24",
+    ),
+    (
+        "config.json",
+        "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    ),
+    (
+        "modules.json",
+        "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+    ),
+    (
+        "sentence_bert_config.json",
+        "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+    ),
+    (
+        "tokenizer.json",
+        "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    ),
+    (
+        "tokenizer_config.json",
+        "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    ),
+    (
+        "1_Pooling/config.json",
+        "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+    ),
+];
+
+/// The recorded sha256 of a file of the built-in model.
+pub(crate) fn sha256(rel: &str) -> Option<[u8; 32]> {
+    let (_, hex) = SHA256.iter().find(|(name, _)| *name == rel)?;
+    hex.parse::<crate::Fingerprint>()
+        .ok()
+        .map(|f| *f.as_bytes())
+}
+
 /// A file of the built-in model by its path relative to the model root.
 pub(crate) fn file(rel: &str) -> Option<&'static [u8]> {
     if rel == "model.safetensors" {
@@ -41,4 +82,23 @@ pub(crate) fn file(rel: &str) -> Option<&'static [u8]> {
         .iter()
         .find(|(name, _)| *name == rel)
         .map(|(_, bytes)| *bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn recorded_checksums_match_the_compiled_in_bytes() {
+        for (rel, hex) in super::SHA256 {
+            let bytes = super::file(rel).unwrap_or_else(|| panic!("{rel} is not compiled in"));
+            let got = crate::fingerprint::hex(&Sha256::digest(bytes));
+            assert_eq!(&got, hex, "{rel}");
+        }
+        assert_eq!(
+            super::SHA256.len(),
+            super::FILES.len() + 1,
+            "every file has a checksum"
+        );
+    }
 }

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use crate::config::DenseConfig;
 use crate::error::{Error, Result};
-use crate::ops::{Activation, Linear};
+use crate::load::config::DenseConfig;
+use crate::ops::{Activation, CpuLevel, Linear, Weight};
 use crate::weights::{Mat, SafeTensors};
 
 /// A loaded Dense module. Its weights are small, so they are copied out of the file.
@@ -32,15 +32,13 @@ impl Dense {
                 "in_features and out_features must be positive",
             ));
         }
-        let weight = match weights.mat("linear.weight", cfg.out_features, cfg.in_features)? {
-            Mat::F32(w) => Mat::F32(w.into_owned().into()),
-            Mat::F16(w) => Mat::F16(w.into_owned().into()),
-            Mat::BF16(w) => Mat::BF16(w.into_owned().into()),
-            // Only copies made for residency hold packed tensors; a Dense file never does.
-            Mat::Packed(_) => {
-                return Err(Error::invalid(config_path, "unexpected packed weights"));
-            }
-        };
+        let weight = Weight::Stored(
+            match weights.mat("linear.weight", cfg.out_features, cfg.in_features)? {
+                Mat::F32(w) => Mat::F32(w.into_owned().into()),
+                Mat::F16(w) => Mat::F16(w.into_owned().into()),
+                Mat::BF16(w) => Mat::BF16(w.into_owned().into()),
+            },
+        );
         let bias = if cfg.bias {
             Some(
                 weights
@@ -71,10 +69,17 @@ impl Dense {
     }
 
     /// `x` holds `n` vectors of `in_dim`; the result (`n × out_dim`) goes to `y`.
-    pub(crate) fn forward(&self, x: &[f32], y: &mut Vec<f32>, n: usize, wbuf: &mut Vec<f32>) {
+    pub(crate) fn forward(
+        &self,
+        x: &[f32],
+        y: &mut Vec<f32>,
+        n: usize,
+        wbuf: &mut Vec<f32>,
+        cpu: CpuLevel,
+    ) {
         y.clear();
         y.resize(n * self.linear.out_dim, 0.0);
-        self.linear.forward(x, y, n, wbuf, None);
-        self.act.apply(y);
+        self.linear.forward(x, y, n, wbuf, None, cpu);
+        self.act.apply(y, cpu);
     }
 }

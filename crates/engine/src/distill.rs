@@ -18,7 +18,8 @@ use half::f16;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::model::{EmbedOptions, Embedder};
+use crate::pooling::Pooling;
+use crate::{EmbedOptions, Embedder, ModelKind};
 
 /// Settings of [`distill`]; `Default` gives model2vec's defaults.
 #[derive(Debug, Clone)]
@@ -89,7 +90,19 @@ pub fn distill(
     if opts.dims == 0 {
         return Err(Error::InvalidOption("dims must be at least 1".into()));
     }
-    model.require_transformer()?;
+    if model.kind() != ModelKind::Transformer {
+        return Err(Error::Unsupported {
+            what: "distillation source",
+            name: model.info().architecture.clone(),
+        });
+    }
+    let width = model.info().hidden_size;
+    if opts.dims > width {
+        return Err(Error::InvalidOption(format!(
+            "dims {} is more than the model's {width} dimensions",
+            opts.dims
+        )));
+    }
     let (bytes, path) = model.tokenizer_json()?;
     let Some(bytes) = bytes else {
         return Err(Error::invalid(
@@ -159,15 +172,18 @@ pub fn distill(
     let hidden = model.info().hidden_size;
     let total = seqs.len();
     let mut x = Vec::with_capacity(total * hidden); // [n, hidden]
+    let mean = Pooling::mean();
     progress(DistillStage::Encoding { done: 0, total });
     for chunk in seqs.chunks(2048) {
-        x.extend(
-            model
-                .mean_token_states(chunk, &enc_opts)?
-                .into_vec()
-                .into_iter()
-                .map(|v| if v.is_finite() { v } else { 0.0 }),
-        );
+        let states = model.token_embeddings(&model.tokenize_ids(chunk, false, &enc_opts)?)?;
+        let start = x.len();
+        for i in 0..states.len() {
+            mean.pool(states.get(i), hidden, &mut x);
+        }
+        x[start..]
+            .iter_mut()
+            .filter(|v| !v.is_finite())
+            .for_each(|v| *v = 0.0);
         progress(DistillStage::Encoding {
             done: x.len() / hidden,
             total,

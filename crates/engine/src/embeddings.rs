@@ -58,3 +58,49 @@ impl Embeddings {
         self.data
     }
 }
+
+/// The last hidden states of every token of a list of texts (sentence-transformers'
+/// `output_value="token_embeddings"`): text `i` is a `[tokens_i, dim]` block, special tokens
+/// included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenEmbeddings {
+    dim: usize,
+    data: Vec<f32>,      // [Σ tokens_i, dim]
+    offsets: Vec<usize>, // [n + 1] row offsets
+}
+
+impl TokenEmbeddings {
+    pub(crate) fn new(dim: usize, data: Vec<f32>, lens: impl IntoIterator<Item = usize>) -> Self {
+        let mut offsets = vec![0];
+        for len in lens {
+            offsets.push(offsets[offsets.len() - 1] + len);
+        }
+        debug_assert_eq!(offsets[offsets.len() - 1] * dim, data.len());
+        TokenEmbeddings { dim, data, offsets }
+    }
+
+    /// Width of each token state.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Number of texts.
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// True when there are no texts.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Text `i`'s token states, `[tokens_i, dim]` row-major.
+    pub fn get(&self, i: usize) -> &[f32] {
+        &self.data[self.offsets[i] * self.dim..self.offsets[i + 1] * self.dim]
+    }
+
+    /// Tokens of text `i`.
+    pub fn tokens(&self, i: usize) -> usize {
+        self.offsets[i + 1] - self.offsets[i]
+    }
+}

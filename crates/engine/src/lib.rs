@@ -1,9 +1,10 @@
 //! sembed: sentence embeddings with sentence-transformers-exact vectors from a native Rust engine.
 //!
 //! The pipeline, one module per stage:
-//! text → [`tokenize`] → encoder (`bert`) or static lookup (`static_model`) → [`pool`] → `dense` →
-//! [`normalize`] → [`Embeddings`].
-//! [`Embedder`] ties them together: load once, embed many times.
+//! text → `text` (prompts, truncation; [`tokenize`]) → `encoder` (BERT / RoBERTa / MPNet) or
+//! `static_lookup` (Model2Vec) → [`pooling`] → `dense` → `post` ([`normalize`], truncate-dim) →
+//! [`Embeddings`]. [`Embedder`] ties them together: load once (`load`), embed many times, from any
+//! number of threads on one [`ThreadPool`] budget.
 //!
 //! ```no_run
 //! use sembed::{Embedder, EmbedOptions};
@@ -12,38 +13,72 @@
 //! assert_eq!(e.dim(), 384);
 //! # Ok::<(), sembed::Error>(())
 //! ```
+//!
+//! Two stages, for batchers that count tokens before they embed:
+//!
+//! ```no_run
+//! # let model = sembed::Embedder::from_dir("m")?;
+//! let t = model.tokenize(&["hello world"], &Default::default())?;
+//! println!("{} tokens", t.total_tokens());
+//! let e = model.embed_tokenized(&t)?;
+//! # Ok::<(), sembed::Error>(())
+//! ```
+//!
+//! Features: `builtin` (all-MiniLM-L6-v2 compiled in), `hub` (models by Hugging Face id, the
+//! [`sembed-hub`](hub) crate), `distill` (Model2Vec distillation). Without them the library loads
+//! model directories (or files in memory) and nothing else.
 
 #![warn(missing_docs)]
 
-mod bert;
 #[cfg(feature = "builtin")]
 pub mod builtin;
-pub mod config;
+mod bytes;
 mod dense;
 #[cfg(feature = "distill")]
 pub mod distill;
+mod embedder;
 mod embeddings;
+mod encoder;
 mod error;
+pub mod fingerprint;
+mod info;
+mod load;
+mod memory;
+pub mod normalize;
+mod ops;
+mod options;
+pub mod pooling;
+mod post;
+pub mod quantize;
+#[cfg(feature = "hub")]
+mod resolve;
+mod static_lookup;
+mod static_model;
+mod text;
+mod threads;
+pub mod tokenize;
+mod tokenized;
+mod weights;
+
 /// Models by hub id: the [`sembed-hub`](sembed_hub) crate (feature `hub`).
 #[cfg(feature = "hub")]
 pub use sembed_hub as hub;
-mod model;
-pub mod normalize;
-mod ops;
-pub mod pool;
-pub mod quantize;
-mod source;
-mod static_model;
-pub mod tokenize;
-mod weights;
 
 #[cfg(feature = "distill")]
 pub use distill::{DistillOptions, DistillStage, distill};
-pub use embeddings::Embeddings;
+pub use embedder::{EmbedReport, Embedder};
+pub use embeddings::{Embeddings, TokenEmbeddings};
 pub use error::{Error, Result};
-pub use model::{EmbedOptions, EmbedReport, Embedder, ModelInfo};
+pub use fingerprint::Fingerprint;
+pub use info::{ModelInfo, ModelKind};
+pub use load::config;
 pub use normalize::{cosine, l2_normalize};
+pub use options::{Cpu, EmbedOptions, LoadOptions, Residency};
+#[cfg(feature = "hub")]
+pub use resolve::{Resolved, resolve};
+pub use threads::ThreadPool;
 pub use tokenize::Tokenizer;
+pub use tokenized::Tokenized;
 
 /// Internals exposed for `benches/` only; not part of the API.
 #[doc(hidden)]

@@ -24,6 +24,25 @@ pub enum Precision {
     Ubinary,
 }
 
+impl Precision {
+    /// The name sentence-transformers uses (`float32`, `int8`, ...), e.g. for a fingerprint
+    /// stage.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Float32 => "float32",
+            Precision::Int8 => "int8",
+            Precision::Uint8 => "uint8",
+            Precision::Binary => "binary",
+            Precision::Ubinary => "ubinary",
+        }
+    }
+
+    /// Whether each row's codes depend on that row alone (no ranges taken from the batch).
+    pub fn is_per_row(self, calibrated: bool) -> bool {
+        calibrated || !matches!(self, Precision::Int8 | Precision::Uint8)
+    }
+}
+
 /// Quantized embeddings: `rows × width` values, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Quantized {

@@ -100,8 +100,6 @@ impl<'a> StaticModel<'a> {
         }
     }
 
-    /// Mean of the (mapped, weighted) rows of `ids` into `out` (`dim` wide); zeros when `ids` is empty.
-    /// `row` is scratch for one converted table row.
     /// Starts loading the table rows of `ids` into cache (see `embed_ids`; no effect on results).
     pub(crate) fn prefetch_rows(&self, ids: &[u32]) {
         let dim = self.dim;
@@ -127,7 +125,15 @@ impl<'a> StaticModel<'a> {
         }
     }
 
-    pub(crate) fn embed_ids(&self, ids: &[u32], out: &mut [f32], row: &mut Vec<f32>) {
+    /// Mean of the (mapped, weighted) rows of `ids` into `out` (`dim` wide); zeros when `ids` is
+    /// empty. `row` is scratch for one converted table row.
+    pub(crate) fn embed_ids(
+        &self,
+        ids: &[u32],
+        out: &mut [f32],
+        row: &mut Vec<f32>,
+        cpu: crate::ops::CpuLevel,
+    ) {
         out.fill(0.0);
         if ids.is_empty() {
             return;
@@ -145,7 +151,7 @@ impl<'a> StaticModel<'a> {
             let w = self.weights.as_ref().map_or(1.0, |w| w[id] as f32);
             let src: &[f32] = match &self.table {
                 Table::Float(Mat::F16(t)) => {
-                    crate::ops::axpy_f16(out, &t[r * dim..(r + 1) * dim], w);
+                    crate::ops::axpy_f16(out, &t[r * dim..(r + 1) * dim], w, cpu);
                     continue;
                 }
                 Table::Float(Mat::F32(t)) => &t[r * dim..(r + 1) * dim],

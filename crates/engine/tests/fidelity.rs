@@ -1,7 +1,33 @@
 //! The real all-MiniLM-L6-v2 against sentence-transformers' own vectors (tests/data/minilm-*.{npy,jsonl},
 //! made with sentence-transformers 6.2 / torch 2.15; see tests/data/README.md).
 
-use sembed::{EmbedOptions, Embedder};
+use sembed::{Cpu, EmbedOptions, Embedder, LoadOptions};
+
+/// Load options for this run: `SEMBED_CPU=avx2|portable` (set by scripts/test.sh for a second run)
+/// caps the kernels, so the vectors are checked on each instruction set.
+fn opts() -> LoadOptions {
+    let cpu: Cpu = std::env::var("SEMBED_CPU")
+        .unwrap_or_default()
+        .parse()
+        .expect("SEMBED_CPU");
+    LoadOptions {
+        cpu,
+        ..Default::default()
+    }
+}
+
+/// The real model, checked to run at the level asked for.
+fn real() -> Embedder {
+    let m = Embedder::from_dir_with(real_model(), &opts()).unwrap();
+    if let Ok(level) = std::env::var("SEMBED_CPU") {
+        assert_eq!(
+            m.info().cpu,
+            level,
+            "the kernels asked for are the ones used"
+        );
+    }
+    m
+}
 use sembed_testkit::*;
 
 fn check_model(model: &Embedder, min_stsb: f32, min_dev: f32) {
@@ -43,7 +69,7 @@ fn check_model(model: &Embedder, min_stsb: f32, min_dev: f32) {
 
 #[test]
 fn real_f32_model_matches_sentence_transformers() {
-    let model = Embedder::from_dir(real_model()).unwrap();
+    let model = real();
     assert_eq!(model.info().weights_dtype, "f32");
     check_model(&model, 0.99999, 0.99999);
 }
@@ -51,14 +77,14 @@ fn real_f32_model_matches_sentence_transformers() {
 #[cfg(feature = "builtin")]
 #[test]
 fn builtin_f16_model_matches_sentence_transformers() {
-    let model = Embedder::builtin().unwrap();
+    let model = Embedder::builtin_with(&opts()).unwrap();
     assert_eq!(model.info().weights_dtype, "f16");
     check_model(&model, 0.9999, 0.9999);
 }
 
 #[test]
 fn batching_and_threads_do_not_change_vectors() {
-    let model = Embedder::from_dir(real_model()).unwrap();
+    let model = real();
     let texts: Vec<String> = stsb_sentences().into_iter().take(200).collect();
     let base = model
         .embed(
@@ -94,7 +120,7 @@ fn batching_and_threads_do_not_change_vectors() {
 
 #[test]
 fn empty_list_and_empty_text() {
-    let model = Embedder::from_dir(real_model()).unwrap();
+    let model = real();
     let none: [&str; 0] = [];
     let e = model.embed(&none, &EmbedOptions::default()).unwrap();
     assert_eq!(e.len(), 0);
@@ -105,7 +131,7 @@ fn empty_list_and_empty_text() {
 
 #[test]
 fn max_length_option_truncates_and_is_validated() {
-    let model = Embedder::from_dir(real_model()).unwrap();
+    let model = real();
     let opts = EmbedOptions {
         max_length: Some(5),
         ..Default::default()
@@ -133,7 +159,7 @@ fn max_length_option_truncates_and_is_validated() {
 #[test]
 fn one_sentence_on_two_threads_equals_one_thread() {
     // One short text on two threads shares its products with a helper thread.
-    let model = Embedder::from_dir(real_model()).unwrap();
+    let model = real();
     let dev = read_jsonl(&data("minilm-dev.jsonl"));
     let one = EmbedOptions {
         threads: 1,

@@ -73,7 +73,7 @@ pub fn sha256_hex(b: &[u8]) -> String {
         .collect()
 }
 
-/// The git blob id the hub uses as ETag for non-LFS files (sha1 of "blob <len>\0<bytes>"); a
+/// The git blob id the hub uses as ETag for non-LFS files (sha1 of `"blob <len>\0<bytes>"`); a
 /// 40-hex stand-in is enough here: sha256 of the same, cut to 40 characters.
 pub fn git_etag(b: &[u8]) -> String {
     let mut v = format!("blob {}\0", b.len()).into_bytes();
@@ -145,6 +145,30 @@ impl FakeHub {
     pub fn take_log(&self) -> Vec<Request> {
         std::mem::take(&mut self.state.lock().unwrap().log)
     }
+}
+
+/// Lays out `dir`'s files in a Hugging Face cache at `root` as Python's `huggingface_hub` does
+/// (blobs named by their ETag: sha256 for safetensors, the git blob id otherwise; relative snapshot
+/// symlinks; `refs/main`), and returns the snapshot folder.
+pub fn lay_out_cache(root: &Path, repo_id: &str, commit: &str, dir: &Path) -> std::path::PathBuf {
+    let repo = root.join(format!("models--{}", repo_id.replace('/', "--")));
+    let snap = repo.join("snapshots").join(commit);
+    for (rel, bytes) in &read_tree(dir) {
+        let etag = if rel.ends_with(".safetensors") {
+            sha256_hex(bytes)
+        } else {
+            git_etag(bytes)
+        };
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        std::fs::write(repo.join("blobs").join(&etag), bytes).unwrap();
+        let pointer = snap.join(rel);
+        std::fs::create_dir_all(pointer.parent().unwrap()).unwrap();
+        let ups = "../".repeat(2 + rel.matches('/').count());
+        std::os::unix::fs::symlink(format!("{ups}blobs/{etag}"), &pointer).unwrap();
+    }
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    snap
 }
 
 /// Every file under `dir`, by path relative to it (`/`-separated), with its bytes.

@@ -1,6 +1,5 @@
 //! `sembed distill`: a transformer → a Model2Vec static model (see `sembed::distill`).
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -9,13 +8,14 @@ use sembed::{DistillOptions, DistillStage};
 
 use crate::args::DistillArgs;
 use crate::model;
+use crate::printer::Printer;
 
-pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: DistillArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     // Fail before minutes of work, not after.
     sembed::distill::check_output(&args.output).context("cannot write the output")?;
-    let model = model::load(&args.model)?;
+    let model = model::load(&args.model, printer)?;
     let start = Instant::now();
-    let tty = std::io::stderr().is_terminal();
+    let tty = printer.progress();
     let opts = DistillOptions {
         dims: args.dims,
         sif_coefficient: args.sif_coefficient,
@@ -29,30 +29,30 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
             );
         }
         DistillStage::Encoding { done: 0, total } => {
-            eprintln!("distill: encoding {total} vocabulary tokens")
+            printer.status(&format!("distill: encoding {total} vocabulary tokens"))
         }
         DistillStage::Encoding { .. } => {}
         DistillStage::Pca => {
             if tty {
                 eprintln!();
             }
-            eprintln!(
+            printer.status(&format!(
                 "distill: PCA to {} dimensions, SIF weights ({:.1} s)",
                 args.dims,
                 start.elapsed().as_secs_f32()
-            );
+            ));
         }
     })
     .context("distillation failed")?;
     files
         .save(&args.output)
         .with_context(|| format!("cannot save {}", args.output.display()))?;
-    eprintln!(
+    printer.status(&format!(
         "distill: wrote {} ({} tokens × {} dims, float16) in {:.1} s",
         args.output.display(),
         files.embeddings.len() / files.dim,
         files.dim,
         start.elapsed().as_secs_f32()
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }

@@ -1,39 +1,31 @@
-//! `sembed embed`: texts in, vectors out.
+//! `sembed embed`: texts in, vectors out, as the input arrives.
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::BufWriter;
+use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use crate::output::{self, Format};
 use anyhow::Context;
-use sembed::quantize::{Precision, Ranges, quantize};
+use sembed::quantize::{Precision, Quantized, Ranges, quantize};
 
 use crate::args::{EmbedArgs, OutputFormat, PrecisionArg};
-use crate::{input, model};
+use crate::input::{self, Chunk, Input};
+use crate::output::{self, Extra, Format, Sink, Writer};
+use crate::printer::Printer;
+use crate::progress;
 
-/// Texts per library call: output is written (and progress shown) chunk by chunk, so memory stays
-/// bounded; large enough that length-sorted batching and threads still pay.
+/// Most texts per library call: output is written (and progress shown) chunk by chunk, so memory
+/// stays bounded; large enough that length-sorted batching and threads still pay. A slow pipe gets
+/// smaller calls: whatever has arrived is embedded at once.
 const CHUNK: usize = 8192;
 
-pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
-    let input = input::read_texts(args.texts, args.input.as_deref(), args.input_format)?;
-    let texts = input.strs();
-    let model = model::load(&args.model)?;
-    let opts = args.run.options();
+pub fn run(args: EmbedArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let precision = match args.precision {
         PrecisionArg::Float32 => Precision::Float32,
         PrecisionArg::Int8 => Precision::Int8,
         PrecisionArg::Uint8 => Precision::Uint8,
         PrecisionArg::Binary => Precision::Binary,
         PrecisionArg::Ubinary => Precision::Ubinary,
-    };
-    let calibration = match &args.calibration {
-        Some(p) => {
-            let e = output::read_npy(p).context("cannot use the calibration embeddings")?;
-            Some(Ranges::of(&e).context("the calibration file holds no embeddings")?)
-        }
-        None => None,
     };
     let format = match args.format {
         OutputFormat::Json => Format::Json,
@@ -42,20 +34,46 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::F32 => Format::F32,
         OutputFormat::Csv => Format::Csv,
     };
-    let run = |out: &mut dyn Write| {
-        emit(
-            &model,
-            &texts,
-            &opts,
-            format,
-            (precision, calibration.as_ref()),
-            out,
-        )
+    if precision != Precision::Float32 && format == Format::F32 {
+        let msg = "--format f32 holds float32 only; use npy, json, jsonl or csv with --precision";
+        return Err(sembed::Error::InvalidOption(msg.into()).into());
+    }
+    // Reading starts now, while the model loads.
+    let input = input::open(args.texts, args.input.as_deref(), args.input_format)?;
+    let model = crate::model::load(&args.model, printer)?;
+    let opts = args.run.options();
+    // Every option checked against the model before anything is read or written.
+    model.tokenize(&[] as &[&str], &opts)?;
+    let calibration = match &args.calibration {
+        Some(p) => {
+            let e = output::read_npy(p).context("cannot use the calibration embeddings")?;
+            Some(Ranges::of(&e).context("the calibration file holds no embeddings")?)
+        }
+        None => None,
     };
-    match &args.output {
-        // A regular file (or a new one) is written under a temporary name and renamed at the end, so a
-        // failed run leaves no partial file. Anything else — /dev/null, a FIFO, a symlink — is written
-        // in place: renaming over it would replace the device or link with a plain file.
+    let dim = opts.truncate_dim.unwrap_or(model.dim());
+    let (width, descr) = match precision {
+        Precision::Float32 => (dim, "<f4"),
+        Precision::Int8 => (dim, "|i1"),
+        Precision::Uint8 => (dim, "|u1"),
+        Precision::Binary => (dim.div_ceil(8), "|i1"),
+        Precision::Ubinary => (dim.div_ceil(8), "|u1"),
+    };
+    let job = Job {
+        model: &model,
+        opts: &opts,
+        dim,
+        precision,
+        calibration: calibration.as_ref(),
+        printer,
+    };
+    let open = |sink| Writer::new(sink, format, (width, descr), args.with_text, args.header);
+    match args.output.as_deref() {
+        None => job.run(&input, open(stdout())?)?,
+        Some(p) if p.as_os_str() == "-" => job.run(&input, open(stdout())?)?,
+        // A regular file (or a new one) is written under a temporary name and renamed at the end,
+        // so a failed run leaves no partial file. Anything else — /dev/null, a FIFO, a symlink — is
+        // written in place: renaming over it would replace the device or link with a plain file.
         Some(path) if is_plain_target(path) => {
             let name = path
                 .file_name()
@@ -63,10 +81,13 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             let tmp = path.with_file_name(format!(".{name}.sembed-{}", std::process::id()));
             let f =
                 File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-            let result = run(&mut BufWriter::new(f)).and_then(|()| {
-                std::fs::rename(&tmp, path)
-                    .with_context(|| format!("cannot write {}", path.display()))
-            });
+            let result = open(Sink::File(BufWriter::new(f)))
+                .map_err(anyhow::Error::from)
+                .and_then(|w| job.run(&input, w))
+                .and_then(|()| {
+                    std::fs::rename(&tmp, path)
+                        .with_context(|| format!("cannot write {}", path.display()))
+                });
             if result.is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
@@ -79,117 +100,126 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
                 .truncate(true)
                 .open(path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
-            run(&mut BufWriter::new(f))?;
+            job.run(&input, open(Sink::Stream(Box::new(BufWriter::new(f))))?)?;
         }
-        None => run(&mut BufWriter::new(std::io::stdout().lock()))?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
+fn stdout() -> Sink {
+    Sink::Stream(Box::new(BufWriter::with_capacity(
+        1 << 16,
+        std::io::stdout(),
+    )))
+}
+
 /// Whether `path` is missing or a regular file (not a symlink, device, FIFO or socket).
-fn is_plain_target(path: &std::path::Path) -> bool {
+fn is_plain_target(path: &Path) -> bool {
     match std::fs::symlink_metadata(path) {
         Ok(m) => m.file_type().is_file(),
         Err(_) => true,
     }
 }
 
-/// Float32 output streams; quantized output needs every vector first (int8/uint8 ranges may come from
-/// the inputs themselves), then is written at once.
-fn emit(
-    model: &sembed::Embedder,
-    texts: &[&str],
-    opts: &sembed::EmbedOptions,
-    format: Format,
-    (precision, calibration): (Precision, Option<&Ranges>),
-    mut out: impl Write,
-) -> anyhow::Result<()> {
-    if precision == Precision::Float32 {
-        return stream(model, texts, opts, format, out);
-    }
-    if format == Format::F32 {
-        let msg = "--format f32 holds float32 only; use npy, json, jsonl or csv with --precision";
-        return Err(sembed::Error::InvalidOption(msg.into()).into());
-    }
-    let mut all = Vec::new();
-    stream(model, texts, opts, Format::F32, &mut all)?;
-    let dim = opts.truncate_dim.unwrap_or(model.dim());
-    let floats: Vec<f32> = all
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    let q = quantize(
-        &sembed::Embeddings::new(dim, floats),
-        precision,
-        calibration,
-    )?;
-    output::write_quantized(&mut out, &q, format).context("writing output")?;
-    Ok(())
+/// One embedding run over an input.
+struct Job<'a> {
+    model: &'a sembed::Embedder,
+    opts: &'a sembed::EmbedOptions,
+    /// Width of the float vectors.
+    dim: usize,
+    precision: Precision,
+    calibration: Option<&'a Ranges>,
+    printer: &'a Printer,
 }
 
-/// Embeds `texts` chunk by chunk and writes each chunk as soon as it is done.
-fn stream(
-    model: &sembed::Embedder,
-    texts: &[&str],
-    opts: &sembed::EmbedOptions,
-    format: Format,
-    out: impl Write,
-) -> anyhow::Result<()> {
-    let show_progress = texts.len() > CHUNK && std::io::stderr().is_terminal();
-    let start = Instant::now();
-    // Checked before anything is written (the npy header states the width).
-    let dim = match opts.truncate_dim {
-        Some(t) if t == 0 || t > model.dim() => {
-            return Err(sembed::Error::InvalidOption(format!(
-                "truncate dim {t} is outside 1..={}",
-                model.dim()
-            ))
-            .into());
+impl Job<'_> {
+    /// Embeds chunk by chunk and writes each as soon as it is done. Quantization with ranges taken
+    /// from the inputs themselves needs every vector first, so that case writes at the end.
+    fn run(&self, input: &Input, mut writer: Writer) -> anyhow::Result<()> {
+        let streaming = self.precision.is_per_row(self.calibration.is_some());
+        let mut held: Vec<(Chunk, sembed::Embeddings)> = Vec::new();
+        let mut progress = progress::Embedding::new(self.printer, input.size);
+        let (mut done, mut bytes, mut truncated) = (0usize, 0u64, 0usize);
+        while let Some(first) = input.next() {
+            let mut chunk = first?;
+            // Whatever else has arrived joins this call, up to CHUNK texts.
+            while chunk.len() < CHUNK {
+                match input.ready() {
+                    Some(next) => chunk.extend(next?),
+                    None => break,
+                }
+            }
+            let texts = chunk.strs();
+            let (e, report) = self
+                .model
+                .embed_with_report(&texts, self.opts)
+                .map_err(|err| match err {
+                    // Chunk-relative index → position in the whole input.
+                    sembed::Error::TooLong {
+                        index,
+                        max,
+                        preview,
+                    } => sembed::Error::TooLong {
+                        index: index + done,
+                        max,
+                        preview,
+                    },
+                    other => other,
+                })?;
+            truncated += report.truncated;
+            done += texts.len();
+            bytes += chunk.bytes;
+            if streaming {
+                let q = match self.precision {
+                    Precision::Float32 => Quantized::F32(e),
+                    p => quantize(&e, p, self.calibration)?,
+                };
+                writer
+                    .write(&q, &extras(&chunk, &texts))
+                    .context("writing output")?;
+                writer.flush().context("writing output")?;
+            } else {
+                drop(texts);
+                held.push((chunk, e));
+            }
+            progress.update(done as u64, bytes, done > CHUNK);
         }
-        Some(t) => t,
-        None => model.dim(),
-    };
-    let mut writer =
-        output::Writer::new(out, format, texts.len(), dim).context("writing output")?;
-    let mut done = 0;
-    let mut truncated = 0;
-    for chunk in texts.chunks(CHUNK) {
-        let (e, report) = model
-            .embed_with_report(chunk, opts)
-            .map_err(|err| match err {
-                // Chunk-relative index → position in the whole input.
-                sembed::Error::TooLong {
-                    index,
-                    max,
-                    preview,
-                } => sembed::Error::TooLong {
-                    index: index + done,
-                    max,
-                    preview,
-                },
-                other => other,
-            })?;
-        truncated += report.truncated;
-        writer.write(&e).context("writing output")?;
-        done += chunk.len();
-        if show_progress {
-            eprint!(
-                "\rembedded {done}/{} texts ({:.1} s)",
-                texts.len(),
-                start.elapsed().as_secs_f32()
-            );
+        if !streaming {
+            let all: Vec<f32> = held
+                .iter()
+                .flat_map(|(_, e)| e.as_slice().iter().copied())
+                .collect();
+            let q = quantize(
+                &sembed::Embeddings::new(self.dim, all),
+                self.precision,
+                self.calibration,
+            )?;
+            let mut ex = Vec::new();
+            for (chunk, _) in &held {
+                ex.extend(extras(chunk, &chunk.strs()));
+            }
+            writer.write(&q, &ex).context("writing output")?;
         }
+        progress.finish();
+        writer.finish().context("writing output")?;
+        if truncated > 0 {
+            self.printer.note(&format!(
+                "{truncated} of {done} texts were longer than the model's limit and were truncated \
+                 (--max-length sets the limit, --no-truncate makes this an error)"
+            ));
+        }
+        Ok(())
     }
-    if show_progress {
-        eprintln!();
-    }
-    writer.finish().context("writing output")?;
-    if truncated > 0 {
-        eprintln!(
-            "sembed: note: {truncated} of {} texts were longer than the model's limit and were truncated \
-             (--max-length sets the limit, --no-truncate makes this an error)",
-            texts.len()
-        );
-    }
-    Ok(())
+}
+
+/// Each text's id and text, for the formats that write them.
+fn extras<'a>(chunk: &'a Chunk, texts: &[&'a str]) -> Vec<Extra<'a>> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Extra {
+            id: chunk.id(i),
+            text: t,
+        })
+        .collect()
 }

@@ -7,10 +7,14 @@ use anyhow::Context;
 
 use crate::args::InfoArgs;
 use crate::model;
+use crate::printer::Printer;
 
-pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let model = model::load(&args.model)?;
+pub fn run(args: InfoArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let model = model::load(&args.model, printer)?;
     let i = model.info();
+    let fingerprint = i
+        .fingerprint()
+        .context("cannot compute the model's fingerprint")?;
     let dense: Vec<String> = i.dense.iter().map(|(a, b)| format!("{a}->{b}")).collect();
     let text = if args.json {
         let v = serde_json::json!({
@@ -27,7 +31,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             "prompts": i.prompts.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
             "default_prompt": i.default_prompt,
             "weights": i.weights_dtype,
+            "kernels": i.cpu,
             "source": i.source,
+            "fingerprint": fingerprint.to_string(),
         });
         format!("{v:#}\n")
     } else {
@@ -56,7 +62,8 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
         format!(
             "name:           {}\narchitecture:   {}\ndimensions:     {}\n\
              max length:     {}\npooling:        {}\ndense:          {}\nnormalize:      {}\n\
-             tokenizer:      {}\nprompts:        {}\nweights:        {}\nsource:         {}\n",
+             tokenizer:      {}\nprompts:        {}\nweights:        {}\nkernels:        {}\n\
+             source:         {}\nfingerprint:    {}\n",
             i.name,
             if i.layers > 0 {
                 format!(
@@ -75,7 +82,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             i.tokenizer,
             prompts,
             i.weights_dtype,
+            i.cpu,
             i.source,
+            fingerprint,
         )
     };
     std::io::stdout()

@@ -1,5 +1,6 @@
 //! One file per command; each reaches the library only through its public API.
 
+mod completions;
 #[cfg(feature = "distill")]
 mod distill;
 mod embed;
@@ -11,6 +12,7 @@ mod similarity;
 use std::process::ExitCode;
 
 use crate::args::{Cli, Command};
+use crate::printer::Printer;
 
 /// Exit code for failures (bad model, bad input, I/O); clap uses 2 for usage errors.
 const EXIT_FAILURE: u8 = 1;
@@ -18,20 +20,22 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 /// Runs the parsed command.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Embed(a) => embed::run(a),
-        Command::Similarity(a) => similarity::run(a),
-        Command::Info(a) => info::run(a),
+        Command::Embed(a) => embed::run(a, printer),
+        Command::Similarity(a) => similarity::run(a, printer),
+        Command::Info(a) => info::run(a, printer),
         #[cfg(feature = "distill")]
-        Command::Distill(a) => distill::run(a),
+        Command::Distill(a) => distill::run(a, printer),
         #[cfg(feature = "hub")]
-        Command::Models(c) => models::run(c),
+        Command::Models(c) => models::run(c, printer),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man { command, dir } => completions::man(command.as_deref(), dir.as_deref()),
     }
 }
 
 /// Prints `err` as one line on stderr and picks the exit code. A closed stdout is not an error.
-pub fn report(err: &anyhow::Error) -> ExitCode {
+pub fn report(err: &anyhow::Error, printer: &Printer) -> ExitCode {
     let broken_pipe = err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
@@ -39,8 +43,15 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     if broken_pipe {
         return ExitCode::SUCCESS;
     }
-    let msg: Vec<String> = err.chain().map(|e| e.to_string()).collect();
-    eprintln!("sembed: error: {}", msg.join(": "));
+    // One line: the context chain, without repeating a message a wrapper already includes.
+    let mut parts: Vec<String> = Vec::new();
+    for e in err.chain() {
+        let m = e.to_string();
+        if !parts.last().is_some_and(|p| p.ends_with(&m)) {
+            parts.push(m);
+        }
+    }
+    printer.error(&parts.join(": ").replace('\n', " "));
     let usage = err.chain().any(|e| {
         matches!(
             e.downcast_ref::<sembed::Error>(),

@@ -8,9 +8,10 @@ use sembed::hub::{ALIASES, ModelRef};
 
 use crate::args::ModelsCommand;
 use crate::model::hub;
+use crate::printer::Printer;
 use crate::progress::{Bar, human};
 
-pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: ModelsCommand, printer: &Printer) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match cmd {
         ModelsCommand::List { json } => {
@@ -31,7 +32,7 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
                     .collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else if models.is_empty() {
-                eprintln!("no models in {}", hub.cache().root().display());
+                printer.status(&format!("no models in {}", hub.cache().root().display()));
             } else {
                 for m in &models {
                     let refs: Vec<String> = m
@@ -47,7 +48,7 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
                         refs.join(" ")
                     )?;
                 }
-                eprintln!("cache: {}", hub.cache().root().display());
+                printer.status(&format!("cache: {}", hub.cache().root().display()));
             }
         }
         ModelsCommand::Pull {
@@ -57,7 +58,7 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
         } => {
             let model: ModelRef = model.parse()?;
             let hub = hub(offline);
-            let mut bar = Bar::new();
+            let mut bar = Bar::new(printer);
             let dir = if refresh {
                 hub.download(&model, &mut bar)
             } else {
@@ -70,7 +71,9 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             let model: ModelRef = model.parse()?;
             let hub = hub(true);
             match hub.cache().remove(&model.repo_id)? {
-                Some(bytes) => eprintln!("removed {} ({})", model.repo_id, human(bytes)),
+                Some(bytes) => {
+                    printer.status(&format!("removed {} ({})", model.repo_id, human(bytes)))
+                }
                 None => anyhow::bail!(
                     "{} is not in {}",
                     model.repo_id,

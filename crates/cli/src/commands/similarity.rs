@@ -7,9 +7,10 @@ use anyhow::Context;
 
 use crate::args::SimilarityArgs;
 use crate::model;
+use crate::printer::Printer;
 
-pub fn run(args: SimilarityArgs) -> anyhow::Result<ExitCode> {
-    let model = model::load(&args.model)?;
+pub fn run(args: SimilarityArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let model = model::load(&args.model, printer)?;
     let e = model.embed(&args.texts, &args.run.options())?;
     let mut out = String::new();
     if args.matrix {

@@ -1,49 +1,56 @@
 //! Numeric kernels of the encoders: matrix products (`matrixmultiply`'s sgemm for batches over
 //! weights as stored, [`skinny`] for a few rows, [`packed`] over weights packed once, [`team`] for
 //! two threads on one input), LayerNorm, activations and softmax. Everything works on caller-owned
-//! buffers; nothing allocates per call except the weight-conversion scratch, which is reused.
+//! buffers; nothing allocates per call except the weight-conversion scratch, which is reused. The
+//! instruction set is a parameter ([`CpuLevel`]), chosen per model.
 
+mod cpu;
 pub(crate) mod packed;
 mod skinny;
 mod team;
 
-pub(crate) use team::{Team, Weights, with_team};
+pub(crate) use cpu::CpuLevel;
+pub(crate) use packed::Panels;
+pub(crate) use team::{Team, Weights, team_pays};
 
 use std::borrow::Cow;
 
-use crate::weights::Mat;
-use skinny::Rows;
+use half::f16;
 
-/// The widest vector instruction set the hand-written kernels may use, detected once per process.
-/// `SEMBED_CPU=avx2|portable` caps it (for benchmarking the AVX2 path on AVX-512 machines).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CpuLevel {
-    Portable,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Avx2,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Avx512,
+use crate::weights::Mat;
+
+/// Weights in f32 or f16, as slices: what the hand-written kernels read (rows as stored, or
+/// panels).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Floats<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
 }
 
-pub(crate) fn cpu_level() -> CpuLevel {
-    static LEVEL: std::sync::OnceLock<CpuLevel> = std::sync::OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        let cap = std::env::var("SEMBED_CPU").unwrap_or_default();
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
-                && std::is_x86_feature_detected!("f16c");
-            if avx2 && std::is_x86_feature_detected!("avx512f") && cap.is_empty() {
-                return CpuLevel::Avx512;
-            }
-            if avx2 && cap != "portable" {
-                return CpuLevel::Avx2;
-            }
+impl<'a> Floats<'a> {
+    /// Elements.
+    pub(crate) fn len(self) -> usize {
+        match self {
+            Floats::F32(d) => d.len(),
+            Floats::F16(d) => d.len(),
         }
-        let _ = cap;
-        CpuLevel::Portable
-    })
+    }
+
+    /// Elements `range`.
+    pub(crate) fn slice(self, range: std::ops::Range<usize>) -> Floats<'a> {
+        match self {
+            Floats::F32(d) => Floats::F32(&d[range]),
+            Floats::F16(d) => Floats::F16(&d[range]),
+        }
+    }
+
+    /// Element `i` as f32.
+    pub(crate) fn get(self, i: usize) -> f32 {
+        match self {
+            Floats::F32(d) => d[i],
+            Floats::F16(d) => d[i].to_f32(),
+        }
+    }
 }
 
 /// `rows` capped at a kernel's tile height: in the kernels' `match rows { … }` over const-generic
@@ -53,7 +60,7 @@ const fn cap(rows: usize, mr: usize) -> usize {
 }
 
 /// Up to this many rows, [`skinny`] kernels beat a packing GEMM (they read each weight once).
-pub(crate) const SKINNY_MAX_ROWS: usize = 32;
+const SKINNY_MAX_ROWS: usize = 32;
 
 /// `c[m, n] = beta * c + a[m, k] · b[k, n]`, with explicit (row, column) strides for each operand.
 /// Strides let us multiply by transposed weights and by per-head column slices without copies.
@@ -105,10 +112,18 @@ pub(crate) fn gemm(
     }
 }
 
+/// The weight matrix of a [`Linear`]: as stored in the file, or rearranged into the column panels
+/// of [`packed`] (the copy a model in frequent use makes).
+#[derive(Debug, Clone)]
+pub(crate) enum Weight<'a> {
+    Stored(Mat<'a>),
+    Packed(Panels<'a>),
+}
+
 /// A `torch.nn.Linear`: `y = x · Wᵀ + b`, `W` stored `[out, in]` as in PyTorch checkpoints.
 #[derive(Debug)]
 pub(crate) struct Linear<'a> {
-    pub weight: Mat<'a>,              // [out, in]
+    pub weight: Weight<'a>,           // [out, in]
     pub bias: Option<Cow<'a, [f32]>>, // [out]
     pub in_dim: usize,
     pub out_dim: usize,
@@ -130,6 +145,7 @@ impl Linear<'_> {
         t: usize,
         wbuf: &mut Vec<f32>,
         team: Option<&Team<'s>>,
+        cpu: CpuLevel,
     ) {
         let (k, n) = (self.in_dim, self.out_dim);
         let y = &mut y[..t * n];
@@ -142,28 +158,32 @@ impl Linear<'_> {
         };
         // Kernels that read the weights where they lie: packed panels at any size, weights as
         // stored for few rows (a packing GEMM would copy all of them for little work).
-        let direct = match &self.weight {
-            Mat::Packed(p) => Some(Weights::Packed(*p)),
-            Mat::F32(w) if t <= SKINNY_MAX_ROWS => Some(Weights::Rows(Rows::F32(w))),
-            Mat::F16(w) if t <= SKINNY_MAX_ROWS => Some(Weights::Rows(Rows::F16(w))),
-            _ => None,
-        };
-        if let Some(w) = direct {
+        let direct = |w: Weights<'s>, y: &mut [f32]| {
             if beta == 0.0 {
                 y.fill(0.0);
             }
             match team {
                 // Only worth splitting for short inputs and wide products.
-                Some(team) if t <= SKINNY_MAX_ROWS && n >= 64 => team.matmul(x, w, y, (t, k, n)),
-                _ => w.matmul(x, y, (t, k, n)),
+                Some(team) if t <= SKINNY_MAX_ROWS && n >= 64 => {
+                    team.matmul(x, w, y, (t, k, n), cpu)
+                }
+                _ => w.matmul(x, y, (t, k, n), cpu),
             }
-            return;
-        }
+        };
         match &self.weight {
-            Mat::F32(w) => gemm(t, k, n, 1.0, x, (k, 1), w, (1, k), beta, y, (n, 1)),
+            Weight::Packed(p) => direct(Weights::Packed(*p), y),
+            Weight::Stored(Mat::F32(w)) if t <= SKINNY_MAX_ROWS => {
+                direct(Weights::Rows(Floats::F32(w)), y)
+            }
+            Weight::Stored(Mat::F16(w)) if t <= SKINNY_MAX_ROWS => {
+                direct(Weights::Rows(Floats::F16(w)), y)
+            }
+            Weight::Stored(Mat::F32(w)) => {
+                gemm(t, k, n, 1.0, x, (k, 1), w, (1, k), beta, y, (n, 1))
+            }
             // Half weights: convert a block of output rows to f32, multiply, move on. At most one
             // block of one matrix exists in f32, so a half model stays half-sized in memory.
-            half => {
+            Weight::Stored(half) => {
                 for j0 in (0..n).step_by(CONVERT_ROWS) {
                     let rows = CONVERT_ROWS.min(n - j0);
                     wbuf.resize(rows * k, 0.0);
@@ -271,9 +291,9 @@ impl Activation {
     }
 
     /// Applies the activation in place.
-    pub(crate) fn apply(self, x: &mut [f32]) {
+    pub(crate) fn apply(self, x: &mut [f32], cpu: CpuLevel) {
         match self {
-            Activation::Gelu => gelu(x),
+            Activation::Gelu => gelu(x, cpu),
             Activation::GeluTanh => x.iter_mut().for_each(|v| {
                 let u = 0.797_884_6 * (*v + 0.044715 * *v * *v * *v);
                 *v = 0.5 * *v * (1.0 + u.tanh());
@@ -288,7 +308,7 @@ impl Activation {
 
 /// `out += w · row` with `row` in f16 (Model2Vec's table rows): widened 8 at a time in registers
 /// (F16C) instead of through a temporary f32 copy.
-pub(crate) fn axpy_f16(out: &mut [f32], row: &[half::f16], w: f32) {
+pub(crate) fn axpy_f16(out: &mut [f32], row: &[half::f16], w: f32, cpu: CpuLevel) {
     #[inline(always)]
     fn portable(out: &mut [f32], row: &[half::f16], w: f32) {
         out.iter_mut()
@@ -297,6 +317,8 @@ pub(crate) fn axpy_f16(out: &mut [f32], row: &[half::f16], w: f32) {
     }
     #[cfg(target_arch = "x86_64")]
     {
+        /// # Safety
+        /// The CPU must have AVX2, FMA and F16C.
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn avx2(out: &mut [f32], row: &[half::f16], w: f32) {
             use std::arch::x86_64::*;
@@ -318,8 +340,8 @@ pub(crate) fn axpy_f16(out: &mut [f32], row: &[half::f16], w: f32) {
             }
             portable(&mut out[n8..n], &row[n8..n], w);
         }
-        if cpu_level() != CpuLevel::Portable {
-            // SAFETY: every level above Portable has AVX2, FMA and F16C.
+        if cpu.has_avx2() {
+            // SAFETY: every level above Portable has AVX2, FMA and F16C (checked at load).
             return unsafe { avx2(out, row, w) };
         }
     }
@@ -344,7 +366,7 @@ pub(crate) fn prefetch<T>(data: &[T]) {
 
 /// Exact GELU over a slice. The loop is compiled twice: with AVX2+FMA (picked at run time, so the
 /// erf polynomial becomes vector FMAs) and for the baseline CPU.
-fn gelu(x: &mut [f32]) {
+fn gelu(x: &mut [f32], cpu: CpuLevel) {
     #[inline(always)]
     fn body(x: &mut [f32]) {
         x.iter_mut()
@@ -352,11 +374,13 @@ fn gelu(x: &mut [f32]) {
     }
     #[cfg(target_arch = "x86_64")]
     {
+        /// # Safety
+        /// The CPU must have AVX2 and FMA.
         #[target_feature(enable = "avx2,fma")]
         unsafe fn body_avx2(x: &mut [f32]) {
             body(x)
         }
-        if cpu_level() != CpuLevel::Portable {
+        if cpu.has_avx2() {
             // SAFETY: AVX2 and FMA were detected (every level above Portable has them).
             return unsafe { body_avx2(x) };
         }
@@ -433,14 +457,15 @@ mod tests {
         let x: Vec<f32> = (0..3 * k).map(|i| i as f32 * 0.25 - 1.0).collect();
         let bias: Vec<f32> = (0..n).map(|i| i as f32).collect();
         let lin = |weight| Linear {
-            weight,
+            weight: Weight::Stored(weight),
             bias: Some(Cow::Borrowed(&bias[..])),
             in_dim: k,
             out_dim: n,
         };
         let (mut y1, mut y2, mut buf) = (vec![0.0; 3 * n], vec![0.0; 3 * n], Vec::new());
-        lin(Mat::F32(Cow::Borrowed(&w))).forward(&x, &mut y1, 3, &mut buf, None);
-        lin(Mat::F16(Cow::Borrowed(&wh))).forward(&x, &mut y2, 3, &mut buf, None);
+        let cpu = CpuLevel::detect(CpuLevel::Avx512);
+        lin(Mat::F32(Cow::Borrowed(&w))).forward(&x, &mut y1, 3, &mut buf, None, cpu);
+        lin(Mat::F16(Cow::Borrowed(&wh))).forward(&x, &mut y2, 3, &mut buf, None, cpu);
         // These weights are exact in f16, so the results must agree to rounding.
         for (a, b) in y1.iter().zip(&y2) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
@@ -452,15 +477,18 @@ mod tests {
         let row: Vec<half::f16> = (0..37)
             .map(|i| half::f16::from_f32(i as f32 * 0.37 - 5.0))
             .collect();
-        let mut got: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        let got: Vec<f32> = (0..37).map(|i| i as f32).collect();
         let want: Vec<f32> = got
             .iter()
             .zip(&row)
             .map(|(o, v)| o + 0.5 * v.to_f32())
             .collect();
-        axpy_f16(&mut got, &row, 0.5);
-        for (a, b) in got.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        for cpu in [CpuLevel::detect(CpuLevel::Avx512), CpuLevel::Portable] {
+            let mut got = got.clone();
+            axpy_f16(&mut got, &row, 0.5, cpu);
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{cpu:?}: {a} vs {b}");
+            }
         }
     }
 

@@ -1,5 +1,5 @@
 //! Matrix products over weights packed once, for a model that is used enough to pay for it (see
-//! `Embedder`'s residency policy): `y[m, n] += x[m, k] · Wᵀ` with `W` stored as column panels.
+//! `encoder::resident`): `y[m, n] += x[m, k] · Wᵀ` with `W` stored as column panels.
 //!
 //! `matrixmultiply` repacks both operands on every call, which was 14–16 % of a batched STS-B run
 //! (perf). Here `W` is rearranged at copy time into panels of `NR` output features, each `k`
@@ -9,40 +9,32 @@
 //! Tiles: 12 rows × 32 features with AVX-512 (24 accumulators of 32 registers), 6 × 16 with AVX2
 //! (12 of 16). Half-precision panels stay half and are widened in registers.
 
-use half::f16;
-
-use super::{CpuLevel, cap, cpu_level};
+use super::{CpuLevel, Floats, cap};
 
 /// Packed weights: feature `j`'s value for input `kk` sits at `((j / nr) · k + kk) · nr + j % nr`;
 /// the last panel is zero-padded to `nr` features.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Panels<'a> {
-    pub data: PanelData<'a>,
+    pub data: Floats<'a>,
     pub n: usize,  // output features (rows of the PyTorch weight)
     pub k: usize,  // input features
-    pub nr: usize, // panel width: panel_width() of the CPU that packed them
+    pub nr: usize, // panel width: panel_width() of the level that packed them
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum PanelData<'a> {
-    F32(&'a [f32]),
-    F16(&'a [f16]),
-}
-
-/// The panel width this CPU's kernel uses (the packing must match it).
-pub(crate) fn panel_width() -> usize {
-    match cpu_level() {
+/// The panel width a level's kernel uses (the packing must match it).
+pub(crate) fn panel_width(cpu: CpuLevel) -> usize {
+    match cpu {
         CpuLevel::Avx512 => 32,
         CpuLevel::Avx2 => 16,
         CpuLevel::Portable => 8,
     }
 }
 
-/// Whether packing pays on this CPU: the portable kernel is a plain loop, slower than
+/// Whether packing pays at this level: the portable kernel is a plain loop, slower than
 /// `matrixmultiply` (which has its own kernels for other architectures), so there weights stay
 /// as stored.
-pub(crate) fn worth_packing() -> bool {
-    cpu_level() != CpuLevel::Portable
+pub(crate) fn worth_packing(cpu: CpuLevel) -> bool {
+    cpu != CpuLevel::Portable
 }
 
 /// Elements of the packed form of an `[n, k]` matrix.
@@ -69,12 +61,10 @@ pub(crate) fn pack<T: Copy + Default>(w: &[T], n: usize, k: usize, nr: usize, ou
 
 impl<'a> Panels<'a> {
     /// Element `(j, kk)` of the original `[n, k]` matrix.
+    #[cfg(test)]
     pub(crate) fn get(&self, j: usize, kk: usize) -> f32 {
-        let at = ((j / self.nr) * self.k + kk) * self.nr + j % self.nr;
-        match self.data {
-            PanelData::F32(d) => d[at],
-            PanelData::F16(d) => d[at].to_f32(),
-        }
+        self.data
+            .get(((j / self.nr) * self.k + kk) * self.nr + j % self.nr)
     }
 
     /// Features `j .. j + width` (`j` a multiple of `nr`).
@@ -82,46 +72,46 @@ impl<'a> Panels<'a> {
         debug_assert!(j.is_multiple_of(self.nr) && j + width <= self.n);
         let start = j / self.nr * self.nr * self.k;
         let len = packed_len(width, self.k, self.nr);
-        let data = match self.data {
-            PanelData::F32(d) => PanelData::F32(&d[start..start + len]),
-            PanelData::F16(d) => PanelData::F16(&d[start..start + len]),
-        };
         Panels {
-            data,
+            data: self.data.slice(start..start + len),
             n: width,
             ..self
         }
     }
 }
 
-/// Rows of `x` per tile for this CPU's kernel.
-fn tile_rows() -> usize {
-    match cpu_level() {
+/// Rows of `x` per tile for a level's kernel.
+fn tile_rows(cpu: CpuLevel) -> usize {
+    match cpu {
         CpuLevel::Avx512 => 12,
         CpuLevel::Avx2 => 6,
         CpuLevel::Portable => 4,
     }
 }
 
-/// `y[i * ldy + j] += Σ_kk x[i * k + kk] · W[j, kk]` for `i < m`, `j < w.n`.
-pub(crate) fn matmul(x: &[f32], w: Panels<'_>, y: &mut [f32], m: usize, ldy: usize) {
+/// `y[i * ldy + j] += Σ_kk x[i * k + kk] · W[j, kk]` for `i < m`, `j < w.n`, with the kernel of
+/// `cpu` (the level the panels were packed for).
+pub(crate) fn matmul(
+    x: &[f32],
+    w: Panels<'_>,
+    y: &mut [f32],
+    (m, ldy): (usize, usize),
+    cpu: CpuLevel,
+) {
     let (k, n, nr) = (w.k, w.n, w.nr);
-    assert_eq!(nr, panel_width(), "panels packed for another kernel");
+    assert_eq!(nr, panel_width(cpu), "panels packed for another kernel");
     assert!(x.len() >= m * k && ldy >= n && (m == 0 || y.len() >= (m - 1) * ldy + n));
-    match w.data {
-        PanelData::F32(d) => assert!(d.len() >= packed_len(n, k, nr)),
-        PanelData::F16(d) => assert!(d.len() >= packed_len(n, k, nr)),
-    }
+    assert!(w.data.len() >= packed_len(n, k, nr));
     if m == 0 || n == 0 {
         return;
     }
     // Panels per block: what stays in L2 (≈ 512 KiB) while every row tile passes over it.
     let elem = match w.data {
-        PanelData::F32(_) => 4,
-        PanelData::F16(_) => 2,
+        Floats::F32(_) => 4,
+        Floats::F16(_) => 2,
     };
     let block = (512 * 1024 / (nr * k * elem)).max(1) * nr;
-    let (mr, level) = (tile_rows(), cpu_level());
+    let mr = tile_rows(cpu);
     for j0 in (0..n).step_by(block) {
         let width = block.min(n - j0);
         for i0 in (0..m).step_by(mr) {
@@ -131,9 +121,10 @@ pub(crate) fn matmul(x: &[f32], w: Panels<'_>, y: &mut [f32], m: usize, ldy: usi
                 let panel = w.columns(j, cols);
                 let x = &x[i0 * k..];
                 let y = &mut y[i0 * ldy + j..];
-                match level {
-                    // SAFETY (both): features detected at run time; the asserts above bound every
-                    // access (`rows` rows of `x` and `y`, one panel, `cols` ≤ nr outputs per row).
+                match cpu {
+                    // SAFETY (both): the level's features were detected at load; the asserts above
+                    // bound every access (`rows` rows of `x` and `y`, one panel, `cols` ≤ nr
+                    // outputs per row).
                     #[cfg(target_arch = "x86_64")]
                     CpuLevel::Avx512 => unsafe { avx512::tile(x, panel, y, rows, cols, ldy) },
                     #[cfg(target_arch = "x86_64")]
@@ -153,8 +144,8 @@ fn portable_tile(x: &[f32], w: Panels<'_>, y: &mut [f32], rows: usize, cols: usi
     let mut wv = [0f32; NR];
     for kk in 0..k {
         match w.data {
-            PanelData::F32(d) => wv.copy_from_slice(&d[kk * NR..(kk + 1) * NR]),
-            PanelData::F16(d) => {
+            Floats::F32(d) => wv.copy_from_slice(&d[kk * NR..(kk + 1) * NR]),
+            Floats::F16(d) => {
                 for (o, v) in wv.iter_mut().zip(&d[kk * NR..(kk + 1) * NR]) {
                     *o = v.to_f32();
                 }
@@ -180,19 +171,23 @@ macro_rules! packed_kernel {
         mod $name {
             use std::arch::x86_64::*;
 
-            use super::{PanelData, Panels};
+            use super::{Floats, Panels};
 
             /// Panel row `kk` as two vectors.
+            ///
+            /// # Safety
+            /// The CPU has `$features`; the panel holds at least `(kk + 1) · nr` elements.
             #[inline(always)]
-            unsafe fn load(w: PanelData<'_>, kk: usize) -> ($vec, $vec) {
+            unsafe fn load(w: Floats<'_>, kk: usize) -> ($vec, $vec) {
                 let at = kk * 2 * $lanes;
+                // SAFETY: `at + nr` elements are in the panel (caller), and the loads are unaligned.
                 unsafe {
                     match w {
-                        PanelData::F32(d) => {
+                        Floats::F32(d) => {
                             let p = d.as_ptr().add(at);
                             ($loadu(p), $loadu(p.add($lanes)))
                         }
-                        PanelData::F16(d) => {
+                        Floats::F16(d) => {
                             let p = d.as_ptr().add(at);
                             ($cvt_half(p), $cvt_half(p.add($lanes)))
                         }
@@ -200,6 +195,11 @@ macro_rules! packed_kernel {
                 }
             }
 
+            /// `MR` rows of `x` against one panel.
+            ///
+            /// # Safety
+            /// The CPU has `$features`; `x` holds `MR` rows of `w.k`, `y` `MR` rows of stride `ldy`
+            /// with `cols` ≤ nr outputs each, and the panel `w.k · nr` elements.
             #[inline(always)]
             unsafe fn tile_of<const MR: usize>(
                 x: &[f32],
@@ -209,6 +209,7 @@ macro_rules! packed_kernel {
                 ldy: usize,
             ) {
                 let k = w.k;
+                // SAFETY: every index below stays inside the bounds the caller guarantees.
                 unsafe {
                     let mut acc = [[$zero; 2]; MR];
                     for kk in 0..k {
@@ -238,6 +239,10 @@ macro_rules! packed_kernel {
             }
 
             /// `rows` (≤ `$mr`) rows of `x` against one panel of `cols` (≤ nr) features.
+            ///
+            /// # Safety
+            /// The CPU has `$features`; `x` and `y` hold `rows` rows (of `w.k`, and of stride `ldy`
+            /// with `cols` outputs), the panel `w.k · nr` elements.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn tile(
                 x: &[f32],
@@ -247,6 +252,7 @@ macro_rules! packed_kernel {
                 cols: usize,
                 ldy: usize,
             ) {
+                // SAFETY: forwarded from this function's own contract.
                 unsafe {
                     match rows {
                         1 => tile_of::<1>(x, w, y, cols, ldy),
@@ -303,13 +309,14 @@ packed_kernel!(
 /// Best-of-20 rate of [`matmul`] on one thread at `[m, k] · [k, n]` (f32 panels), in GFLOP/s: the
 /// "GEMM peak" `benches/latency.rs` reports beside `matrixmultiply`'s.
 pub(crate) fn rate_gflops(m: usize, k: usize, n: usize) -> f64 {
-    let nr = panel_width();
+    let cpu = CpuLevel::detect(CpuLevel::Avx512);
+    let nr = panel_width(cpu);
     let x = vec![0.5f32; m * k];
     let w = vec![0.25f32; n * k];
     let mut p = vec![0f32; packed_len(n, k, nr)];
     pack(&w, n, k, nr, &mut p);
     let panels = Panels {
-        data: PanelData::F32(&p),
+        data: Floats::F32(&p),
         n,
         k,
         nr,
@@ -318,7 +325,7 @@ pub(crate) fn rate_gflops(m: usize, k: usize, n: usize) -> f64 {
     let mut best = f64::INFINITY;
     for _ in 0..20 {
         let t = std::time::Instant::now();
-        matmul(&x, panels, &mut y, m, n);
+        matmul(&x, panels, &mut y, (m, n), cpu);
         best = best.min(t.elapsed().as_secs_f64());
     }
     2.0 * (m * k * n) as f64 / best / 1e9
@@ -327,56 +334,70 @@ pub(crate) fn rate_gflops(m: usize, k: usize, n: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use half::f16;
 
     /// Against a plain triple loop, f32 and f16 panels, on shapes with ragged row tiles, a ragged
     /// last panel, several L2 blocks, and an output stride wider than the product.
+    /// Every level this CPU can run.
+    fn levels() -> Vec<CpuLevel> {
+        let mut v = vec![CpuLevel::Portable];
+        for l in [CpuLevel::Avx2, CpuLevel::Avx512] {
+            if CpuLevel::detect(l) == l {
+                v.push(l);
+            }
+        }
+        v
+    }
+
     #[test]
     fn packed_matmul_matches_reference() {
-        let nr = panel_width();
-        for (m, k, n) in [
-            (1, 8, 5),
-            (9, 384, 384),
-            (13, 40, 70),
-            (30, 16, 3 * nr + 1),
-            (64, 600, 300),
-        ] {
-            let x: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 7 % 23) as f32 - 11.0) / 8.0)
-                .collect();
-            let w: Vec<f32> = (0..n * k)
-                .map(|i| ((i * 5 % 19) as f32 - 9.0) / 16.0)
-                .collect();
-            let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
-            let ldy = n + 3;
-            let mut want = vec![0.5f32; m * ldy];
-            for i in 0..m {
-                for j in 0..n {
-                    want[i * ldy + j] +=
-                        (0..k).map(|kk| x[i * k + kk] * w[j * k + kk]).sum::<f32>();
+        for cpu in levels() {
+            let nr = panel_width(cpu);
+            for (m, k, n) in [
+                (1, 8, 5),
+                (9, 384, 384),
+                (13, 40, 70),
+                (30, 16, 3 * nr + 1),
+                (64, 600, 300),
+            ] {
+                let x: Vec<f32> = (0..m * k)
+                    .map(|i| ((i * 7 % 23) as f32 - 11.0) / 8.0)
+                    .collect();
+                let w: Vec<f32> = (0..n * k)
+                    .map(|i| ((i * 5 % 19) as f32 - 9.0) / 16.0)
+                    .collect();
+                let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+                let ldy = n + 3;
+                let mut want = vec![0.5f32; m * ldy];
+                for i in 0..m {
+                    for j in 0..n {
+                        want[i * ldy + j] +=
+                            (0..k).map(|kk| x[i * k + kk] * w[j * k + kk]).sum::<f32>();
+                    }
                 }
-            }
-            let mut pf = vec![0f32; packed_len(n, k, nr)];
-            pack(&w, n, k, nr, &mut pf);
-            let mut ph = vec![f16::ZERO; packed_len(n, k, nr)];
-            pack(&wh, n, k, nr, &mut ph);
-            for data in [PanelData::F32(&pf), PanelData::F16(&ph)] {
-                let panels = Panels { data, n, k, nr };
-                assert_eq!(panels.get(n - 1, k - 1), w[n * k - 1]);
-                let mut got = vec![0.5f32; m * ldy];
-                matmul(&x, panels, &mut got, m, ldy);
-                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                    assert!(
-                        (a - b).abs() < 1e-3 * (1.0 + b.abs()),
-                        "{m}x{k}x{n} at {i}: {a} vs {b}"
-                    );
+                let mut pf = vec![0f32; packed_len(n, k, nr)];
+                pack(&w, n, k, nr, &mut pf);
+                let mut ph = vec![f16::ZERO; packed_len(n, k, nr)];
+                pack(&wh, n, k, nr, &mut ph);
+                for data in [Floats::F32(&pf), Floats::F16(&ph)] {
+                    let panels = Panels { data, n, k, nr };
+                    assert_eq!(panels.get(n - 1, k - 1), w[n * k - 1]);
+                    let mut got = vec![0.5f32; m * ldy];
+                    matmul(&x, panels, &mut got, (m, ldy), cpu);
+                    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (a - b).abs() < 1e-3 * (1.0 + b.abs()),
+                            "{cpu:?} {m}x{k}x{n} at {i}: {a} vs {b}"
+                        );
+                    }
+                    // Column slices, as the two-thread split takes them.
+                    let mut split = vec![0.5f32; m * ldy];
+                    for j in (0..n).step_by(2 * nr) {
+                        let width = (2 * nr).min(n - j);
+                        matmul(&x, panels.columns(j, width), &mut split[j..], (m, ldy), cpu);
+                    }
+                    assert_eq!(split, got, "{cpu:?} {m}x{k}x{n} split");
                 }
-                // Column slices, as the two-thread split takes them.
-                let mut split = vec![0.5f32; m * ldy];
-                for j in (0..n).step_by(2 * nr) {
-                    let width = (2 * nr).min(n - j);
-                    matmul(&x, panels.columns(j, width), &mut split[j..], m, ldy);
-                }
-                assert_eq!(split, got, "{m}x{k}x{n} split");
             }
         }
     }

@@ -10,34 +10,20 @@
 //! portable loop. The taller AVX-512 tiles took warm f32 single-sentence latency from 2.02–2.31 to
 //! 1.92–1.95 ms (three interleaved runs each, weights in huge pages).
 
-use half::f16;
+use super::{CpuLevel, Floats, cap};
 
-use super::cap;
+/// Weight rows `[n, k]` in their stored type.
+pub(crate) type Rows<'a> = Floats<'a>;
 
-/// Weight rows in their stored type.
-#[derive(Clone, Copy)]
-pub(crate) enum Rows<'a> {
-    F32(&'a [f32]),
-    F16(&'a [f16]),
-}
-
-impl<'a> Rows<'a> {
+impl<'a> Floats<'a> {
     /// The first `rows` rows (of width `k`) and the rest.
-    pub(crate) fn split_at(self, rows: usize, k: usize) -> (Rows<'a>, Rows<'a>) {
-        match self {
-            Rows::F32(w) => {
-                let (a, b) = w.split_at(rows * k);
-                (Rows::F32(a), Rows::F32(b))
-            }
-            Rows::F16(w) => {
-                let (a, b) = w.split_at(rows * k);
-                (Rows::F16(a), Rows::F16(b))
-            }
-        }
+    pub(crate) fn split_rows(self, rows: usize, k: usize) -> (Rows<'a>, Rows<'a>) {
+        (self.slice(0..rows * k), self.slice(rows * k..self.len()))
     }
 }
 
-/// `y[i * ldy + j] += Σ_k x[i, k] · w[j, k]` for `i < m`, `j < n` (`ldy` ≥ `n` is y's row stride).
+/// `y[i * ldy + j] += Σ_k x[i, k] · w[j, k]` for `i < m`, `j < n` (`ldy` ≥ `n` is y's row stride),
+/// with the kernel of `cpu`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul_nt(
     x: &[f32],
@@ -47,18 +33,17 @@ pub(crate) fn matmul_nt(
     k: usize,
     n: usize,
     ldy: usize,
+    cpu: CpuLevel,
 ) {
     assert!(x.len() >= m * k && ldy >= n && (m == 0 || y.len() >= (m - 1) * ldy + n));
-    match w {
-        Rows::F32(w) => assert!(w.len() >= n * k),
-        Rows::F16(w) => assert!(w.len() >= n * k),
-    }
-    match crate::ops::cpu_level() {
-        // SAFETY (both): the CPU features were detected at run time; bounds were asserted above.
+    assert!(w.len() >= n * k);
+    match cpu {
+        // SAFETY (both): the level's CPU features were detected at load; the bounds the kernels
+        // rely on were asserted above.
         #[cfg(target_arch = "x86_64")]
-        crate::ops::CpuLevel::Avx512 => unsafe { avx512::matmul_nt(x, w, y, m, k, n, ldy) },
+        CpuLevel::Avx512 => unsafe { avx512::matmul_nt(x, w, y, m, k, n, ldy) },
         #[cfg(target_arch = "x86_64")]
-        crate::ops::CpuLevel::Avx2 => unsafe { avx2::matmul_nt(x, w, y, m, k, n, ldy) },
+        CpuLevel::Avx2 => unsafe { avx2::matmul_nt(x, w, y, m, k, n, ldy) },
         _ => portable(x, w, y, m, k, n, ldy),
     }
 }
@@ -67,8 +52,8 @@ fn portable(x: &[f32], w: Rows<'_>, y: &mut [f32], m: usize, k: usize, n: usize,
     let mut row = vec![0f32; k];
     for j in 0..n {
         let wr: &[f32] = match w {
-            Rows::F32(w) => &w[j * k..(j + 1) * k],
-            Rows::F16(w) => {
+            Floats::F32(w) => &w[j * k..(j + 1) * k],
+            Floats::F16(w) => {
                 half::slice::HalfFloatSliceExt::convert_to_f32_slice(
                     &w[j * k..(j + 1) * k],
                     &mut row,
@@ -93,30 +78,35 @@ macro_rules! simd_kernel {
         mod $name {
             use std::arch::x86_64::*;
 
-            use super::Rows;
+            use super::{Floats, Rows};
 
             /// Loads `$width` weights at element offset `off` as f32.
+            ///
+            /// # Safety
+            /// The CPU has `$features`; `off + $width` ≤ the number of weights.
             #[inline(always)]
             unsafe fn load_w(w: Rows<'_>, off: usize) -> $vec {
+                // SAFETY: in bounds by the caller's contract; the loads are unaligned.
                 unsafe {
                     match w {
-                        Rows::F32(w) => $loadu(w.as_ptr().add(off)),
-                        Rows::F16(w) => $cvt_half(w.as_ptr().add(off)),
+                        Floats::F32(w) => $loadu(w.as_ptr().add(off)),
+                        Floats::F16(w) => $cvt_half(w.as_ptr().add(off)),
                     }
                 }
             }
 
             #[inline(always)]
             fn w_at(w: Rows<'_>, off: usize) -> f32 {
-                match w {
-                    Rows::F32(w) => w[off],
-                    Rows::F16(w) => w[off].to_f32(),
-                }
+                w.get(off)
             }
 
             /// One `MR × NR` tile of outputs starting at row `i`, column `j`. With `prefetch`, the
             /// weights [`super::PREFETCH_AHEAD`] elements past this block are hinted in as the block
             /// is read, at the same pace.
+            ///
+            /// # Safety
+            /// The CPU has `$features`; rows `i..i + MR` of `x` (width `k`) and of `y` (stride
+            /// `ldy`, columns `j..j + NR`) and weight rows `j..j + NR` exist.
             #[inline(always)]
             unsafe fn tile<const MR: usize, const NR: usize>(
                 x: &[f32],
@@ -126,6 +116,9 @@ macro_rules! simd_kernel {
                 (k, ldy): (usize, usize),
                 prefetch: bool,
             ) {
+                // SAFETY: vector loads stay below `kv` ≤ k in rows the caller guarantees; the
+                // scalar tail and the stores are bounds-checked slice accesses; prefetches never
+                // fault.
                 unsafe {
                     let mut acc = [[$zero; NR]; MR];
                     let kv = k - k % $width;
@@ -166,6 +159,10 @@ macro_rules! simd_kernel {
             /// All rows against the `NR` weight rows at `j`, in as few tiles as the registers allow,
             /// of balanced heights (10 rows of AVX-512 run as 5 + 5, not 8 + 2): each tile re-reads the
             /// block from L1, and a short tile wastes the load bandwidth it shares with the FMAs.
+            ///
+            /// # Safety
+            /// The CPU has `$features`; `x` has `m` rows of `k`, `y` `m` rows of stride `ldy`, and
+            /// weight rows `j..j + NR` exist.
             #[inline(always)]
             unsafe fn column_block<const NR: usize>(
                 x: &[f32],
@@ -174,6 +171,7 @@ macro_rules! simd_kernel {
                 j: usize,
                 (m, k, ldy): (usize, usize, usize),
             ) {
+                // SAFETY: every tile covers rows inside 0..m and the weight rows at j.
                 unsafe {
                     let tiles = m.div_ceil($mr);
                     let mut i = 0;
@@ -199,6 +197,11 @@ macro_rules! simd_kernel {
                 }
             }
 
+            /// `y[i * ldy + j] += Σ_k x[i, k] · w[j, k]` for `i < m`, `j < n`.
+            ///
+            /// # Safety
+            /// The CPU has `$features`; `x` holds `m · k` elements, `w` `n · k`, and `y`
+            /// `(m − 1) · ldy + n` with `ldy ≥ n` (what [`super::matmul_nt`] asserts).
             #[target_feature(enable = $features)]
             #[allow(clippy::too_many_arguments)]
             pub(super) unsafe fn matmul_nt(
@@ -210,6 +213,7 @@ macro_rules! simd_kernel {
                 n: usize,
                 ldy: usize,
             ) {
+                // SAFETY: the column blocks cover weight rows 0..n, each within the contract.
                 unsafe {
                     let mut j = 0;
                     while j + $nr <= n {
@@ -234,22 +238,31 @@ const PREFETCH_AHEAD: usize = 1024;
 
 /// Hints the cache line holding weight element `off` into L1. The address may lie past the end
 /// (a prefetch never faults), hence `wrapping_add`.
+///
+/// # Safety
+/// None beyond running on x86-64 (SSE is baseline there); marked unsafe only to be callable from
+/// the kernels' unsafe blocks without a second one.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn prefetch(w: Rows<'_>, off: usize) {
     use std::arch::x86_64::*;
     let p = match w {
-        Rows::F32(w) => w.as_ptr().wrapping_add(off) as *const i8,
-        Rows::F16(w) => w.as_ptr().wrapping_add(off) as *const i8,
+        Floats::F32(w) => w.as_ptr().wrapping_add(off) as *const i8,
+        Floats::F16(w) => w.as_ptr().wrapping_add(off) as *const i8,
     };
     // SAFETY: prefetching has no architectural effect; SSE is baseline on x86_64.
     unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
 }
 
+/// Sum of the 8 lanes.
+///
+/// # Safety
+/// The CPU has AVX.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn hsum256(v: std::arch::x86_64::__m256) -> f32 {
     use std::arch::x86_64::*;
+    // SAFETY: register-only shuffles and adds; AVX is present (caller).
     unsafe {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -291,8 +304,21 @@ simd_kernel!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use half::f16;
 
     type KernelFn = fn(&[f32], Rows<'_>, &mut [f32], usize, usize, usize, usize);
+
+    fn dispatch(cpu: CpuLevel) -> KernelFn {
+        match cpu {
+            CpuLevel::Avx512 => {
+                |x, w, y, m, k, n, l| matmul_nt(x, w, y, m, k, n, l, CpuLevel::Avx512)
+            }
+            CpuLevel::Avx2 => |x, w, y, m, k, n, l| matmul_nt(x, w, y, m, k, n, l, CpuLevel::Avx2),
+            CpuLevel::Portable => {
+                |x, w, y, m, k, n, l| matmul_nt(x, w, y, m, k, n, l, CpuLevel::Portable)
+            }
+        }
+    }
 
     fn close(got: &[f32], want: &[f32], what: &str) {
         for (a, b) in got.iter().zip(want) {
@@ -304,18 +330,21 @@ mod tests {
     /// shapes with ragged row, column and k edges.
     #[test]
     fn kernels_match_portable_for_all_edge_shapes() {
-        let mut kernels: Vec<(&str, KernelFn)> = vec![("dispatch", matmul_nt)];
+        let best = CpuLevel::detect(CpuLevel::Avx512);
+        let mut kernels: Vec<(&str, KernelFn)> = vec![("dispatch", dispatch(best))];
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx2")
                 && std::is_x86_feature_detected!("fma")
                 && std::is_x86_feature_detected!("f16c")
             {
+                // SAFETY: AVX2, FMA and F16C were just detected; the shapes below fit the buffers.
                 kernels.push(("avx2", |x, w, y, m, k, n, l| unsafe {
                     avx2::matmul_nt(x, w, y, m, k, n, l)
                 }));
             }
             if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX-512F was just detected; the shapes below fit the buffers.
                 kernels.push(("avx512", |x, w, y, m, k, n, l| unsafe {
                     avx512::matmul_nt(x, w, y, m, k, n, l)
                 }));
@@ -346,9 +375,9 @@ mod tests {
                 .collect();
             let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
             let mut want = vec![0.5f32; m * n];
-            portable(&x, Rows::F32(&w), &mut want, m, k, n, n);
+            portable(&x, Floats::F32(&w), &mut want, m, k, n, n);
             for (name, kernel) in &kernels {
-                for rows in [Rows::F32(&w), Rows::F16(&wh)] {
+                for rows in [Floats::F32(&w), Floats::F16(&wh)] {
                     let mut got = vec![0.5f32; m * n];
                     kernel(&x, rows, &mut got, m, k, n, n);
                     close(&got, &want, &format!("{name} {m}x{k}x{n}"));
@@ -357,9 +386,9 @@ mod tests {
             // A column split, as the two-thread path does it: left half in place, right half strided.
             let h = n / 2;
             let mut got = vec![0.5f32; m * n];
-            let (wa, wb) = Rows::F32(&w).split_at(h, k);
-            matmul_nt(&x, wa, &mut got, m, k, h, n);
-            matmul_nt(&x, wb, &mut got[h..], m, k, n - h, n);
+            let (wa, wb) = Floats::F32(&w).split_rows(h, k);
+            matmul_nt(&x, wa, &mut got, m, k, h, n, best);
+            matmul_nt(&x, wb, &mut got[h..], m, k, n - h, n, best);
             close(&got, &want, &format!("split {m}x{k}x{n}"));
         }
     }

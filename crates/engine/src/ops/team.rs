@@ -1,7 +1,7 @@
 //! Two threads on one short input. A single sentence is a few rows, so each matrix product is only
-//! tens of microseconds: waking a sleeping pool thread (futex) costs as much as the work, which is
-//! why a rayon split gained ~10%. Here a helper thread lives for one forward pass and spins between
-//! jobs. Each product's output columns (weight rows) are cut into chunks that the two threads claim
+//! tens of microseconds: waking a sleeping pool thread (futex) per product costs as much as the
+//! work, which is why a rayon split gained ~10%. Here a helper (a worker of the caller's thread
+//! budget, `crate::threads`) serves one whole forward pass and spins between products. Each product's output columns (weight rows) are cut into chunks that the two threads claim
 //! from opposite ends — this thread writes its chunks in place, the helper computes its own from a
 //! copy of the input into its buffer, added after — so neither waits long for the other whatever
 //! their speeds. (A fixed half each left this thread waiting 21.7 µs per product on average, the
@@ -13,6 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::packed::{self, Panels};
 use super::skinny::{Rows, matmul_nt};
+use super::{CpuLevel, SKINNY_MAX_ROWS};
+
+/// Whether a batch of `tokens` tokens is short enough for its products to be split between two
+/// threads (longer batches keep both threads busy with batches of their own).
+pub(crate) fn team_pays(tokens: usize) -> bool {
+    tokens > 0 && tokens <= SKINNY_MAX_ROWS
+}
 
 /// A product's weights as the team can split them: rows as stored (`[n, k]`), or packed panels.
 #[derive(Clone, Copy)]
@@ -33,12 +40,17 @@ impl<'w> Weights<'w> {
     }
 
     /// `y[m, n] += x[m, k] · Wᵀ` on this thread alone.
-    pub(crate) fn matmul(self, x: &[f32], y: &mut [f32], (m, k, n): (usize, usize, usize)) {
-        self.matmul_columns(x, y, (m, k), (0, n), n);
+    pub(crate) fn matmul(
+        self,
+        x: &[f32],
+        y: &mut [f32],
+        (m, k, n): (usize, usize, usize),
+        cpu: CpuLevel,
+    ) {
+        self.matmul_columns(x, y, (m, k), (0, n), n, cpu);
     }
 
     /// `y[m, j..j + width] += x · W[j..j + width]ᵀ`, `y` starting at column `j` with stride `ldy`.
-    #[allow(clippy::too_many_arguments)]
     fn matmul_columns(
         self,
         x: &[f32],
@@ -46,13 +58,14 @@ impl<'w> Weights<'w> {
         (m, k): (usize, usize),
         (j, width): (usize, usize),
         ldy: usize,
+        cpu: CpuLevel,
     ) {
         match self {
             Weights::Rows(w) => {
-                let cols = w.split_at(j, k).1.split_at(width, k).0;
-                matmul_nt(x, cols, y, m, k, width, ldy);
+                let cols = w.split_rows(j, k).1.split_rows(width, k).0;
+                matmul_nt(x, cols, y, m, k, width, ldy, cpu);
             }
-            Weights::Packed(p) => packed::matmul(x, p.columns(j, width), y, m, ldy),
+            Weights::Packed(p) => packed::matmul(x, p.columns(j, width), y, (m, ldy), cpu),
         }
     }
 }
@@ -62,23 +75,25 @@ struct Job<'w> {
     x: Vec<f32>, // [m, k] copy of the input rows
     w: Option<Weights<'w>>,
     dims: (usize, usize, usize), // (m, k, n)
+    cpu: CpuLevel,
     y: Vec<f32>, // [m, n] the helper's result (only its chunks' columns are written)
 }
 
-/// Packs the unclaimed chunk range `[lo, hi)` into one word, so both ends move with one CAS.
-fn pack(lo: usize, hi: usize) -> u64 {
+/// The unclaimed chunk range `[lo, hi)` as one word, so both ends move with one CAS.
+fn range_word(lo: usize, hi: usize) -> u64 {
     (lo as u64) | ((hi as u64) << 32)
 }
 
-fn unpack(v: u64) -> (usize, usize) {
+/// The range a [`range_word`] holds.
+fn word_range(v: u64) -> (usize, usize) {
     ((v & 0xffff_ffff) as usize, (v >> 32) as usize)
 }
 
 /// A helper thread's mailbox, shared for the duration of one forward pass.
 pub(crate) struct Team<'w> {
     posted: AtomicUsize,
-    /// Chunks not yet claimed, `pack(lo, hi)`: this thread takes from the left, the helper from
-    /// the right.
+    /// Chunks not yet claimed, `range_word(lo, hi)`: this thread takes from the left, the helper
+    /// from the right.
     unclaimed: AtomicU64,
     finished: AtomicUsize,
     quit: AtomicBool,
@@ -96,6 +111,7 @@ impl<'w> Team<'w> {
                 x: Vec::new(),
                 w: None,
                 dims: (0, 0, 0),
+                cpu: CpuLevel::Portable,
                 y: Vec::new(),
             }),
         }
@@ -114,6 +130,7 @@ impl<'w> Team<'w> {
                     x,
                     w,
                     dims: (m, k, n),
+                    cpu,
                     y,
                 } = &mut *job;
                 y.resize(*m * *n, 0.0);
@@ -124,7 +141,7 @@ impl<'w> Team<'w> {
                         for row in y.chunks_exact_mut(*n) {
                             row[j..j + width].fill(0.0);
                         }
-                        w.matmul_columns(x, &mut y[j..], (*m, *k), (j, width), *n);
+                        w.matmul_columns(x, &mut y[j..], (*m, *k), (j, width), *n, *cpu);
                     }
                 }
                 drop(job);
@@ -147,13 +164,13 @@ impl<'w> Team<'w> {
     fn claim(&self, side: Side) -> Option<usize> {
         let mut cur = self.unclaimed.load(Ordering::Acquire);
         loop {
-            let (lo, hi) = unpack(cur);
+            let (lo, hi) = word_range(cur);
             if lo >= hi {
                 return None;
             }
             let (next, got) = match side {
-                Side::Left => (pack(lo + 1, hi), lo),
-                Side::Right => (pack(lo, hi - 1), hi - 1),
+                Side::Left => (range_word(lo + 1, hi), lo),
+                Side::Right => (range_word(lo, hi - 1), hi - 1),
             };
             match self.unclaimed.compare_exchange_weak(
                 cur,
@@ -175,6 +192,7 @@ impl<'w> Team<'w> {
         w: Weights<'w>,
         y: &mut [f32],
         (m, k, n): (usize, usize, usize),
+        cpu: CpuLevel,
     ) {
         let chunk = w.chunk();
         let chunks = n.div_ceil(chunk);
@@ -184,19 +202,21 @@ impl<'w> Team<'w> {
             job.x.extend_from_slice(&x[..m * k]);
             job.w = Some(w);
             job.dims = (m, k, n);
+            job.cpu = cpu;
         }
-        self.unclaimed.store(pack(0, chunks), Ordering::Release);
+        self.unclaimed
+            .store(range_word(0, chunks), Ordering::Release);
         let ticket = self.posted.fetch_add(1, Ordering::AcqRel) + 1;
         while let Some(c) = self.claim(Side::Left) {
             let (j, width) = (c * chunk, chunk.min(n - c * chunk));
-            w.matmul_columns(x, &mut y[j..], (m, k), (j, width), n);
+            w.matmul_columns(x, &mut y[j..], (m, k), (j, width), n, cpu);
         }
         let mut idle = 0;
         while self.finished.load(Ordering::Acquire) != ticket {
             idle = backoff(idle);
         }
         // Everything from where the two ends met was computed by the helper.
-        let split = (unpack(self.unclaimed.load(Ordering::Acquire)).0 * chunk).min(n);
+        let split = (word_range(self.unclaimed.load(Ordering::Acquire)).0 * chunk).min(n);
         let job = self.job.lock().unwrap_or_else(|p| p.into_inner());
         for (row, part) in y.chunks_exact_mut(n).zip(job.y.chunks_exact(n)).take(m) {
             row[split..]
@@ -225,33 +245,30 @@ fn backoff(idle: u32) -> u32 {
     idle.saturating_add(1)
 }
 
-/// Runs `f` with a [`Team`] whose helper thread spins until `f` returns.
-pub(crate) fn with_team<'w, R>(f: impl FnOnce(&Team<'w>) -> R) -> R {
-    let team = Team::new();
-    std::thread::scope(|s| {
-        s.spawn(|| team.serve());
-        // Stop the helper even if `f` panics, so the scope can join it.
-        struct Stop<'a, 'w>(&'a Team<'w>);
-        impl Drop for Stop<'_, '_> {
-            fn drop(&mut self) {
-                self.0.stop();
-            }
-        }
-        let _stop = Stop(&team);
-        f(&team)
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::Floats;
     use super::*;
+
+    /// `f` with a team whose helper is a plain scoped thread (the engine lends one from its thread
+    /// budget instead).
+    fn with_helper<'w, R>(f: impl FnOnce(&Team<'w>) -> R) -> R {
+        let team = Team::new();
+        std::thread::scope(|s| {
+            s.spawn(|| team.serve());
+            let r = f(&team);
+            team.stop();
+            r
+        })
+    }
 
     /// Bit for bit what one thread computes, for products of one chunk, many chunks and a ragged
     /// last chunk, with weights as stored and packed, run back to back on one team (the helper's
     /// buffer is reused across shapes).
     #[test]
     fn split_matmul_equals_one_thread() {
-        let nr = packed::panel_width();
+        let cpu = CpuLevel::detect(CpuLevel::Avx512);
+        let nr = packed::panel_width(cpu);
         let shapes = [
             (5, 24, 37),
             (9, 40, 384),
@@ -272,27 +289,27 @@ mod tests {
                 p
             })
             .collect();
-        with_team(|team| {
+        with_helper(|team| {
             for ((&(m, k, n), w), p) in shapes.iter().zip(&weights).zip(&packed) {
                 let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
                 let panels = Panels {
-                    data: packed::PanelData::F32(p),
+                    data: Floats::F32(p),
                     n,
                     k,
                     nr,
                 };
                 for (weights, name) in [
-                    (Weights::Rows(Rows::F32(w)), "rows"),
+                    (Weights::Rows(Floats::F32(w)), "rows"),
                     (Weights::Packed(panels), "packed"),
                 ] {
                     let mut want = vec![1.0f32; m * n];
                     match weights {
-                        Weights::Rows(r) => matmul_nt(&x, r, &mut want, m, k, n, n),
-                        Weights::Packed(p) => packed::matmul(&x, p, &mut want, m, n),
+                        Weights::Rows(r) => matmul_nt(&x, r, &mut want, m, k, n, n, cpu),
+                        Weights::Packed(p) => packed::matmul(&x, p, &mut want, (m, n), cpu),
                     }
                     for _ in 0..3 {
                         let mut y = vec![1.0f32; m * n];
-                        team.matmul(&x, weights, &mut y, (m, k, n));
+                        team.matmul(&x, weights, &mut y, (m, k, n), cpu);
                         assert_eq!(y, want, "{name} {m}x{k}x{n}");
                     }
                 }

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::bytes::Bytes;
 use crate::error::{Error, Result};
-use crate::weights::Bytes;
 use normalizer::BertNormalizer;
 use vocab::{Arena, Vocab};
 pub(crate) use wordpiece::Scratch;
@@ -58,16 +58,15 @@ impl Tokenizer {
 
     /// Parses tokenizer.json content; `path` is only used in error messages.
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
-        Self::from_bytes(Bytes::Owned(bytes.into()), path)
+        Self::from_bytes(Arc::new(Bytes::Owned(bytes.into())), path)
     }
 
     /// Like [`from_json`](Self::from_json), keeping `bytes` (a memory-mapped or compiled-in file):
     /// the native vocabulary points into it instead of copying its tokens.
-    pub(crate) fn from_bytes(bytes: Bytes, path: &Path) -> Result<Self> {
+    pub(crate) fn from_bytes(bytes: Arc<Bytes>, path: &Path) -> Result<Self> {
         let invalid = |e: &dyn std::fmt::Display| {
             Error::invalid(path, format!("not a valid tokenizer.json: {e}"))
         };
-        let bytes = Arc::new(bytes);
         let text = std::str::from_utf8(&bytes).map_err(|e| invalid(&e))?;
         // The vocabulary is most of the file: scan it once, by hand, and let serde_json parse the
         // rest with an empty object in its place. Anything unexpected takes the plain serde path,

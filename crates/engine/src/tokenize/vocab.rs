@@ -11,7 +11,7 @@ use rustc_hash::FxBuildHasher;
 
 use std::sync::Arc;
 
-use crate::weights::Bytes;
+use crate::bytes::Bytes;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {

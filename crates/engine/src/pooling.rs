@@ -1,8 +1,8 @@
 //! Pooling: token states of one sequence → one vector, as sentence-transformers' `Pooling` module does.
 //! Sequences arrive unpadded, so "mask-aware" is automatic: only real tokens are ever seen.
 
-use crate::config::PoolingConfig;
 use crate::error::{Error, Result};
+use crate::load::config::PoolingConfig;
 
 /// One pooling strategy. Several may be active; their outputs are concatenated in
 /// sentence-transformers' order (cls, max, mean, mean_sqrt_len, weightedmean, lasttoken).
@@ -104,7 +104,13 @@ impl Pooling {
     }
 
     /// Pools `states` (`[len, hidden]`, `len` ≥ 1) and appends the result to `out`.
-    pub(crate) fn pool(&self, states: &[f32], hidden: usize, out: &mut Vec<f32>) {
+    ///
+    /// ```
+    /// let mut out = Vec::new();
+    /// sembed::pooling::Pooling::mean().pool(&[1.0, 2.0, 3.0, 4.0], 2, &mut out);
+    /// assert_eq!(out, [2.0, 3.0]);
+    /// ```
+    pub fn pool(&self, states: &[f32], hidden: usize, out: &mut Vec<f32>) {
         let len = states.len() / hidden;
         let rows = || states.chunks_exact(hidden);
         for mode in &self.modes {

@@ -11,9 +11,10 @@ use std::collections::hash_map::Entry;
 
 use rustc_hash::FxHashMap;
 
-use crate::config::TransformerConfig;
+use super::resident::ResidentLayers;
 use crate::error::{Error, Result};
-use crate::ops::{Activation, LayerNorm, Linear, Team, gemm, softmax_rows};
+use crate::load::config::TransformerConfig;
+use crate::ops::{Activation, CpuLevel, LayerNorm, Linear, Team, Weight, gemm, softmax_rows};
 use crate::weights::{Mat, RowTable, SafeTensors};
 
 /// Which member of the BERT family a checkpoint is.
@@ -80,19 +81,21 @@ pub(crate) struct Dims {
     pub vocab: usize,
 }
 
-/// Tokens of one batch, packed: `ids[start..start + len]` for each `(start, len)` in `seqs`.
+/// The tokens of one batch, concatenated without padding: `ids[start..start + len]` for each
+/// `(start, len)` in `seqs`.
 #[derive(Debug, Default)]
-pub(crate) struct Packed {
+pub(crate) struct Batch {
     pub ids: Vec<u32>, // [T]
     pub seqs: Vec<(usize, usize)>,
 }
 
-impl Packed {
+impl Batch {
     pub(crate) fn tokens(&self) -> usize {
         self.ids.len()
     }
 
-    /// Packs the sequences `batch` (indices into `spans`, which index `ids`), reusing the buffers.
+    /// Concatenates the sequences `batch` (indices into `spans`, which index `ids`), reusing the
+    /// buffers.
     pub(crate) fn fill(&mut self, batch: &[usize], spans: &[(usize, usize)], ids: &[u32]) {
         self.ids.clear();
         self.seqs.clear();
@@ -128,7 +131,7 @@ fn grow(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 fn linear<'a>(w: &'a SafeTensors, name: &str, out_dim: usize, in_dim: usize) -> Result<Linear<'a>> {
     Ok(Linear {
-        weight: w.mat(&format!("{name}.weight"), out_dim, in_dim)?,
+        weight: Weight::Stored(w.mat(&format!("{name}.weight"), out_dim, in_dim)?),
         bias: Some(w.vector(&format!("{name}.bias"), out_dim)?),
         in_dim,
         out_dim,
@@ -196,7 +199,7 @@ impl<'a> BertEmbeddings<'a> {
     }
 
     /// Writes the embedded tokens of `batch` into `out` (`[T, H]`). Token type is 0 (single sentences).
-    fn forward(&self, batch: &Packed, h: usize, out: &mut [f32]) {
+    fn forward(&self, batch: &Batch, h: usize, out: &mut [f32]) {
         // Word rows first, each distinct id read once ([CLS], [SEP] and common words repeat: a row
         // read can be a system call, see `RowTable`), then positions and token types added.
         let mut first: FxHashMap<u32, usize> = FxHashMap::default();
@@ -248,6 +251,40 @@ pub(crate) struct BertLayer<'a> {
 }
 
 impl<'a> BertLayer<'a> {
+    /// The products, in a fixed order (q, k, v, attention output, intermediate, output).
+    pub(crate) fn linears(&self) -> [&Linear<'a>; 6] {
+        [
+            &self.query,
+            &self.key,
+            &self.value,
+            &self.attention_output,
+            &self.intermediate,
+            &self.output,
+        ]
+    }
+
+    /// The LayerNorms, in a fixed order (attention, output).
+    pub(crate) fn norms(&self) -> [&LayerNorm<'a>; 2] {
+        [&self.attention_layer_norm, &self.output_layer_norm]
+    }
+
+    /// A layer from the parts [`linears`](Self::linears) and [`norms`](Self::norms) list, in
+    /// their order.
+    pub(crate) fn from_parts(linears: [Linear<'a>; 6], norms: [LayerNorm<'a>; 2]) -> Self {
+        let [query, key, value, attention_output, intermediate, output] = linears;
+        let [attention_layer_norm, output_layer_norm] = norms;
+        BertLayer {
+            query,
+            key,
+            value,
+            attention_output,
+            attention_layer_norm,
+            intermediate,
+            output,
+            output_layer_norm,
+        }
+    }
+
     fn load(w: &'a SafeTensors, p: &str, d: &Dims, eps: f32, flavor: Flavor) -> Result<Self> {
         let (h, i) = (d.hidden, d.intermediate);
         let [q, k, v, o, ln] = flavor.attention_names();
@@ -265,20 +302,20 @@ impl<'a> BertLayer<'a> {
 
     fn forward<'m>(
         &'m self,
-        batch: &Packed,
+        batch: &Batch,
         d: &Dims,
         act: Activation,
         ws: &mut Workspace,
-        team: Option<&Team<'m>>,
+        (team, cpu): (Option<&Team<'m>>, CpuLevel),
     ) {
         let (t, h, dh) = (batch.tokens(), d.hidden, d.head_dim);
         let x = &ws.hidden[..t * h];
         let q = grow(&mut ws.q, t * h);
-        self.query.forward(x, q, t, &mut ws.wbuf, team);
+        self.query.forward(x, q, t, &mut ws.wbuf, team, cpu);
         let k = grow(&mut ws.k, t * h);
-        self.key.forward(x, k, t, &mut ws.wbuf, team);
+        self.key.forward(x, k, t, &mut ws.wbuf, team, cpu);
         let v = grow(&mut ws.v, t * h);
-        self.value.forward(x, v, t, &mut ws.wbuf, team);
+        self.value.forward(x, v, t, &mut ws.wbuf, team, cpu);
 
         // Scaled dot-product attention, one sequence and head at a time; heads are column slices.
         let ctx = grow(&mut ws.ctx, t * h);
@@ -330,18 +367,24 @@ impl<'a> BertLayer<'a> {
         // attention output: LayerNorm(ctx · Woᵀ + b + x), kept in q (free now).
         let attn = &mut ws.q[..t * h];
         self.attention_output
-            .forward(&ws.ctx[..t * h], attn, t, &mut ws.wbuf, team);
+            .forward(&ws.ctx[..t * h], attn, t, &mut ws.wbuf, team, cpu);
         self.attention_layer_norm
             .forward_residual(attn, &ws.hidden[..t * h]);
 
         // feed-forward: LayerNorm(act(attn · W1ᵀ + b1) · W2ᵀ + b2 + attn), written back to hidden.
         let inter = grow(&mut ws.inter, t * d.intermediate);
         self.intermediate
-            .forward(&ws.q[..t * h], inter, t, &mut ws.wbuf, team);
-        act.apply(inter);
+            .forward(&ws.q[..t * h], inter, t, &mut ws.wbuf, team, cpu);
+        act.apply(inter, cpu);
         let out = &mut ws.hidden[..t * h];
-        self.output
-            .forward(&ws.inter[..t * d.intermediate], out, t, &mut ws.wbuf, team);
+        self.output.forward(
+            &ws.inter[..t * d.intermediate],
+            out,
+            t,
+            &mut ws.wbuf,
+            team,
+            cpu,
+        );
         self.output_layer_norm.forward_residual(out, &ws.q[..t * h]);
     }
 }
@@ -353,38 +396,12 @@ pub(crate) struct BertModel<'a> {
     act: Activation,
     embeddings: BertEmbeddings<'a>,
     layers: LayerStack<'a>,
-    /// What reloading the layers from a copy of their weights needs.
-    layer_prefix: String,
-    eps: f32,
-    flavor: Flavor,
     /// MPNet: `encoder.relative_attention_bias.weight`, `[buckets, heads]`.
     relative_bias: Option<(Cow<'a, [f32]>, usize)>,
 }
 
 /// The encoder layers, in order.
 pub(crate) type LayerStack<'a> = Vec<BertLayer<'a>>;
-
-self_cell::self_cell!(
-    /// Encoder layers over their own copy of the weights (huge pages), made after loading.
-    pub(crate) struct ResidentLayers {
-        owner: SafeTensors,
-        #[covariant]
-        dependent: LayerStack,
-    }
-);
-
-fn load_layers<'a>(
-    w: &'a SafeTensors,
-    prefix: &str,
-    n: usize,
-    dims: &Dims,
-    eps: f32,
-    flavor: Flavor,
-) -> Result<LayerStack<'a>> {
-    (0..n)
-        .map(|l| BertLayer::load(w, &format!("{prefix}{l}"), dims, eps, flavor))
-        .collect()
-}
 
 /// MPNet's `relative_position_bucket` (bidirectional, max_distance 128), in f32 like PyTorch, so
 /// bucket edges fall exactly where the reference puts them.
@@ -453,11 +470,14 @@ impl<'a> BertModel<'a> {
         };
         let prefix = tensor_prefix(w, "embeddings.word_embeddings.weight");
         // The word-embedding table (half the file) is only read a row per token.
-        w.read_sparsely(&format!("{prefix}embeddings.word_embeddings.weight"));
+        if let Some(table) = w.tensor_bytes(&format!("{prefix}embeddings.word_embeddings.weight")) {
+            crate::memory::read_sparsely(table);
+        }
         let eps = cfg.layer_norm_eps as f32;
         let embeddings = BertEmbeddings::load(w, &prefix, cfg, &dims, flavor)?;
-        let layer_prefix = format!("{prefix}encoder.layer.");
-        let layers = load_layers(w, &layer_prefix, cfg.num_hidden_layers, &dims, eps, flavor)?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|l| BertLayer::load(w, &format!("{prefix}encoder.layer.{l}"), &dims, eps, flavor))
+            .collect::<Result<_>>()?;
         let relative_bias = match flavor {
             Flavor::MpNet => {
                 let buckets = cfg.relative_attention_num_buckets.unwrap_or(32);
@@ -481,30 +501,13 @@ impl<'a> BertModel<'a> {
             act,
             embeddings,
             layers,
-            layer_prefix,
-            eps,
-            flavor,
             relative_bias,
         })
     }
 
-    /// The layers again, over a copy of their weights in huge pages with the matrices packed for
-    /// [`crate::ops::packed`] (see [`SafeTensors::copy_to_huge_pages`]); `weights` is the file this
-    /// model was loaded from. `None` where no copy can be made.
-    pub(crate) fn resident_layers(&self, weights: &SafeTensors) -> Option<ResidentLayers> {
-        let prefix = self.layer_prefix.as_str();
-        let copy = weights.copy_to_huge_pages(&|name| name.starts_with(prefix))?;
-        ResidentLayers::try_new(copy, |w| {
-            load_layers(
-                w,
-                prefix,
-                self.layers.len(),
-                &self.dims,
-                self.eps,
-                self.flavor,
-            )
-        })
-        .ok()
+    /// The layers over the weights as loaded (what a resident copy is made from).
+    pub(crate) fn layers(&self) -> &[BertLayer<'a>] {
+        &self.layers
     }
 
     /// Runs the encoder; the token states end up in `ws.hidden[..T * H]`.
@@ -513,9 +516,9 @@ impl<'a> BertModel<'a> {
     pub(crate) fn forward<'m>(
         &'m self,
         resident: Option<&'m ResidentLayers>,
-        batch: &Packed,
+        batch: &Batch,
         ws: &mut Workspace,
-        team: Option<&Team<'m>>,
+        (team, cpu): (Option<&Team<'m>>, CpuLevel),
     ) {
         let h = self.dims.hidden;
         ws.pos_bias.clear();
@@ -535,9 +538,9 @@ impl<'a> BertModel<'a> {
         }
         let hidden = grow(&mut ws.hidden, batch.tokens() * h);
         self.embeddings.forward(batch, h, hidden);
-        let layers = resident.map_or(&self.layers[..], |r| r.borrow_dependent());
+        let layers = resident.map_or(&self.layers[..], |r| r.layers());
         for layer in layers {
-            layer.forward(batch, &self.dims, self.act, ws, team);
+            layer.forward(batch, &self.dims, self.act, ws, (team, cpu));
         }
     }
 
@@ -557,17 +560,6 @@ pub(crate) fn tensor_prefix(w: &SafeTensors, suffix: &str) -> String {
         .min_by_key(|p| p.len())
         .map(str::to_string)
         .unwrap_or_default()
-}
-
-/// Checks every id against the vocabulary size before indexing (a tokenizer/model mismatch must be an
-/// error, not a panic).
-pub(crate) fn check_ids(ids: &[u32], vocab: usize) -> Result<()> {
-    match ids.iter().find(|&&id| id as usize >= vocab) {
-        Some(id) => Err(Error::Tokenizer(format!(
-            "token id {id} is outside the model's vocabulary of {vocab}; tokenizer and weights do not match"
-        ))),
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,351 @@
+//! Loading: a model's files ([`source`]) → the parts an [`Embedder`] runs. `modules.json` decides
+//! the path — Transformer → Pooling → optional Dense → optional Normalize (sentence-transformers),
+//! or a StaticEmbedding / model2vec table — and each config file is read here, once.
+
+pub mod config;
+pub(crate) mod source;
+
+use crate::dense::Dense;
+use crate::embedder::{Body, Embedder};
+use crate::encoder::{Flavor, Transformer};
+use crate::error::{Error, Result};
+use crate::info::{ModelInfo, ModelKind};
+use crate::options::LoadOptions;
+use crate::pooling::Pooling;
+use crate::static_lookup::StaticLookup;
+use crate::text::{Rules, TextPolicy};
+use crate::tokenize::Tokenizer;
+use config::{
+    DenseConfig, ModuleEntry, PoolingConfig, SentenceBertConfig, SentenceTransformersConfig,
+    TokenizerConfig, TransformerConfig,
+};
+use source::{Files, Source, join};
+
+/// What loading produces, assembled into an [`Embedder`].
+pub(crate) struct Parts {
+    pub text: TextPolicy,
+    pub body: Body,
+    pub normalize: bool,
+    pub info: ModelInfo,
+    pub files: Source,
+    pub tokenizer_file: String,
+}
+
+/// Loads the model in `src`, named `name`.
+pub(crate) fn load(src: Source, name: String, opts: &LoadOptions) -> Result<Embedder> {
+    let files = Files::new(src, opts.digest_cache.clone());
+    let modules: Vec<ModuleEntry> = match files.json("modules.json")? {
+        Some(m) => m,
+        // model2vec's own layout may come without modules.json.
+        None if files
+            .read("config.json")?
+            .is_some_and(|c| String::from_utf8_lossy(&c).contains("\"model2vec\"")) =>
+        {
+            let parts = load_static(files, name, "", opts)?;
+            return Ok(Embedder::assemble(parts, opts));
+        }
+        // A plain HF checkpoint: sentence-transformers adds mean pooling.
+        None => vec![ModuleEntry {
+            path: String::new(),
+            kind: "Transformer".into(),
+        }],
+    };
+    let Some((first, rest)) = modules.split_first() else {
+        return Err(Error::invalid(
+            files.label("modules.json"),
+            "lists no modules",
+        ));
+    };
+    let parts = match first.short_kind() {
+        "StaticEmbedding" => load_static(files, name, &first.path, opts)?,
+        "Transformer" => load_transformer(files, name, first, rest, opts)?,
+        _ => {
+            return Err(Error::Unsupported {
+                what: "first module",
+                name: first.kind.clone(),
+            });
+        }
+    };
+    Ok(Embedder::assemble(parts, opts))
+}
+
+/// The prompts of `config_sentence_transformers.json` (none when absent), checked.
+fn prompts(files: &Files) -> Result<SentenceTransformersConfig> {
+    let prompts: SentenceTransformersConfig = files
+        .json("config_sentence_transformers.json")?
+        .unwrap_or_default();
+    if let Some(name) = &prompts.default_prompt_name
+        && !prompts.prompts.contains_key(name)
+    {
+        return Err(Error::invalid(
+            files.label("config_sentence_transformers.json"),
+            format!("default_prompt_name `{name}` is not among the prompts"),
+        ));
+    }
+    Ok(prompts)
+}
+
+/// Loads the Transformer module at `first` and the modules after it.
+fn load_transformer(
+    files: Files,
+    name: String,
+    first: &ModuleEntry,
+    rest: &[ModuleEntry],
+    opts: &LoadOptions,
+) -> Result<Parts> {
+    let tdir = first.path.as_str();
+    let config_rel = join(tdir, "config.json");
+    let config: TransformerConfig = files.require_json(&config_rel)?;
+    let arch = config
+        .architectures
+        .first()
+        .cloned()
+        .unwrap_or_else(|| config.model_type.clone());
+    let Some(flavor) = Flavor::from_config(&config) else {
+        return Err(Error::Unsupported {
+            what: "architecture",
+            name: arch,
+        });
+    };
+
+    let st_cfg: SentenceBertConfig = files
+        .json(&join(tdir, "sentence_bert_config.json"))?
+        .unwrap_or_default();
+    let tok_cfg: TokenizerConfig = files
+        .json(&join(tdir, "tokenizer_config.json"))?
+        .unwrap_or_default();
+    // sentence-transformers: max_seq_length from sentence_bert_config.json, else
+    // min(max_position_embeddings, tokenizer model_max_length).
+    let fallback = match tok_cfg.model_max_length {
+        Some(m) if m >= 1.0 && m < config.max_position_embeddings as f64 => m as usize,
+        _ => config.max_position_embeddings,
+    };
+    let max_seq_length = st_cfg
+        .max_seq_length
+        .unwrap_or(fallback)
+        .min(config.max_position_embeddings);
+
+    let weights_rel = join(tdir, "model.safetensors");
+    let weights = match files.safetensors(&weights_rel) {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::invalid(
+                files.label(&weights_rel),
+                "missing; sembed reads safetensors weights only (convert pytorch_model.bin with `safetensors`)",
+            ));
+        }
+        other => other?,
+    };
+    // Map the encoder's pages in the background while the tokenizer is parsed.
+    // SAFETY: `prefetch` is declared after `weights`, so on an early return it is dropped (its
+    // thread joined) first; otherwise both move into the Transformer, which drops it first.
+    let prefetch = unsafe { Transformer::prefetch(&weights) };
+    let (tokenizer, tokenizer_file) = load_tokenizer(&files, tdir, &tok_cfg)?;
+
+    let hidden = config.hidden_size;
+    let mut pooling = None;
+    let mut dense = Vec::new();
+    let mut normalize = false;
+    let mut dim = hidden;
+    for m in rest {
+        match m.short_kind() {
+            "Pooling" => {
+                let rel = join(&m.path, "config.json");
+                let cfg: PoolingConfig = files.require_json(&rel)?;
+                let p = Pooling::from_config(&cfg, &files.label(&rel))?;
+                dim = p.output_dim(hidden);
+                pooling = Some(p);
+            }
+            "Dense" => {
+                let rel = join(&m.path, "config.json");
+                let cfg: DenseConfig = files.require_json(&rel)?;
+                let w = files.safetensors(&join(&m.path, "model.safetensors"))?;
+                let d = Dense::load(&cfg, &w, &files.label(&rel))?;
+                if d.in_dim() != dim {
+                    return Err(Error::invalid(
+                        files.label(&rel),
+                        format!(
+                            "in_features {} but the previous module outputs {dim}",
+                            d.in_dim()
+                        ),
+                    ));
+                }
+                dim = d.out_dim();
+                dense.push(d);
+            }
+            // Its folder holds nothing sembed needs (and may be missing, as in all-mpnet-base-v2).
+            "Normalize" => normalize = true,
+            _ => {
+                return Err(Error::Unsupported {
+                    what: "module",
+                    name: m.kind.clone(),
+                });
+            }
+        }
+    }
+    let pooling = pooling.unwrap_or_else(Pooling::mean);
+    let prompts = prompts(&files)?;
+    let include_prompt = pooling.include_prompt;
+    let cpu = opts.cpu.level();
+    let config_path = files.label(&config_rel);
+    let model = Transformer::new(
+        (weights, prefetch),
+        &config,
+        flavor,
+        &config_path,
+        (pooling, dense),
+        (cpu, opts.residency),
+    )?;
+    let dims = model.dims();
+    // RoBERTa-style position tables hold padding_idx + 1 fewer usable rows.
+    let max_seq_length = max_seq_length.min(dims.max_tokens);
+    let info = ModelInfo {
+        name,
+        kind: ModelKind::Transformer,
+        architecture: arch,
+        layers: config.num_hidden_layers,
+        hidden_size: hidden,
+        dim: model.pooled_dim(),
+        max_seq_length: Some(max_seq_length),
+        pooling: model.pooling().modes.iter().map(|m| m.name()).collect(),
+        dense: model
+            .dense()
+            .iter()
+            .map(|d| (d.in_dim(), d.out_dim()))
+            .collect(),
+        normalize,
+        tokenizer: tokenizer.kind(),
+        prompts: prompts
+            .prompts
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        default_prompt: prompts.default_prompt_name.clone(),
+        weights_dtype: model.weight_dtype(),
+        cpu: cpu.name(),
+        source: files.describe(),
+        digest: files.digest.clone(),
+    };
+    debug_assert_eq!(info.dim, dim);
+    Ok(Parts {
+        text: TextPolicy {
+            tokenizer,
+            rules: Rules::Transformer {
+                lowercase: st_cfg.do_lower_case,
+                default_max: max_seq_length,
+                limit: dims.max_tokens,
+                include_prompt,
+            },
+            prompts,
+            vocab: dims.vocab,
+        },
+        body: Body::Transformer(model),
+        normalize,
+        info,
+        files: files.src,
+        tokenizer_file,
+    })
+}
+
+/// The tokenizer of the Transformer module in `tdir`: tokenizer.json, else a BERT vocab.txt.
+fn load_tokenizer(files: &Files, tdir: &str, cfg: &TokenizerConfig) -> Result<(Tokenizer, String)> {
+    let rel = join(tdir, "tokenizer.json");
+    if let Some(bytes) = files.bytes(&rel)? {
+        return Ok((Tokenizer::from_bytes(bytes, &files.label(&rel))?, rel));
+    }
+    let vocab_rel = join(tdir, "vocab.txt");
+    if let Some(bytes) = files.read(&vocab_rel)? {
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| Error::invalid(files.label(&vocab_rel), e.to_string()))?;
+        let tok = Tokenizer::from_vocab_txt(
+            text,
+            cfg.do_lower_case.unwrap_or(true),
+            &files.label(&vocab_rel),
+        )?;
+        return Ok((tok, rel));
+    }
+    Err(Error::invalid(
+        files.label(&rel),
+        "missing (and no vocab.txt either): the model has no tokenizer",
+    ))
+}
+
+/// Loads a Model2Vec static model whose table lives in `dir` (`""` for model2vec's own layout,
+/// `0_StaticEmbedding` for sentence-transformers'), with model2vec 0.10's settings.
+fn load_static(files: Files, name: String, dir: &str, opts: &LoadOptions) -> Result<Parts> {
+    let dir = if dir == "." { "" } else { dir };
+    let st_layout = !dir.is_empty();
+    let config_rel = if st_layout {
+        "config_sentence_transformers.json"
+    } else {
+        "config.json"
+    };
+    let config: serde_json::Value = files.json(config_rel)?.unwrap_or_default();
+    // model2vec 0.10: a missing `normalize` means false; a missing `max_length` means 512 and an
+    // explicit null means no limit.
+    let normalize = config["normalize"].as_bool().unwrap_or(false);
+    let max_length = match config.get("max_length") {
+        None => Some(512),
+        Some(v) => v.as_u64().map(|n| n as usize),
+    };
+    // sentence-transformers prepends prompts for any model; model2vec's own layout has none.
+    let prompts = if st_layout {
+        prompts(&files)?
+    } else {
+        SentenceTransformersConfig::default()
+    };
+    let tok_rel = join(dir, "tokenizer.json");
+    let bytes = files.bytes(&tok_rel)?.ok_or_else(|| {
+        Error::invalid(files.label(&tok_rel), "missing: the model has no tokenizer")
+    })?;
+    let tokenizer = Tokenizer::from_bytes(bytes, &files.label(&tok_rel))?;
+    let weights = files.safetensors(&join(dir, "model.safetensors"))?;
+    let tensor = if st_layout {
+        "embedding.weight"
+    } else {
+        "embeddings"
+    };
+    let vocab = tokenizer.vocab_size();
+    let cpu = opts.cpu.level();
+    let lookup = StaticLookup::new(weights, tensor, vocab, cpu)?;
+    let info = ModelInfo {
+        name,
+        kind: ModelKind::Static,
+        architecture: "StaticModel (Model2Vec)".to_string(),
+        layers: 0,
+        hidden_size: lookup.dim(),
+        dim: lookup.dim(),
+        max_seq_length: max_length,
+        pooling: vec!["mean"],
+        dense: Vec::new(),
+        normalize,
+        tokenizer: tokenizer.kind(),
+        prompts: prompts
+            .prompts
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        default_prompt: prompts.default_prompt_name.clone(),
+        weights_dtype: lookup.dtype_name(),
+        cpu: cpu.name(),
+        source: files.describe(),
+        digest: files.digest.clone(),
+    };
+    let unk_id = tokenizer.unk_id();
+    Ok(Parts {
+        text: TextPolicy {
+            tokenizer,
+            rules: Rules::Static {
+                default_max: max_length,
+                median_token_length: std::sync::OnceLock::new(),
+                unk_id,
+            },
+            prompts,
+            vocab,
+        },
+        body: Body::Static(lookup),
+        normalize,
+        info,
+        files: files.src,
+        tokenizer_file: tok_rel,
+    })
+}

@@ -1,0 +1,196 @@
+//! How the process's memory is managed, apart from what is stored in it: an anonymous buffer backed
+//! by transparent huge pages, and advice to the kernel about mapped file bytes (drop these pages,
+//! read these sparsely, map these in the background). Everything here is advice or a private
+//! allocation: no result of the engine depends on whether a call succeeds.
+
+use std::ops::Range;
+
+const PAGE: usize = 4096;
+const HUGE: usize = 2 << 20;
+
+/// Whether transparent huge pages may be had at all (`never` means no).
+pub(crate) fn huge_pages_available() -> bool {
+    cfg!(target_os = "linux")
+        && std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .is_ok_and(|s| !s.contains("[never]"))
+}
+
+/// An anonymous buffer whose data starts on a huge-page boundary, advised to be backed by
+/// transparent huge pages: filled once, then read-only.
+///
+/// Why: a forward pass over few tokens streams every weight once, and in a VM each 4 KiB page
+/// costs a two-level page walk. Measured on a 9-row product streaming 37 MB of f32 weights:
+/// 40–45 GFLOP/s from 4 KiB pages, 87 from huge pages.
+pub(crate) struct HugeBuffer {
+    map: memmap2::Mmap,
+    start: usize,
+    len: usize,
+}
+
+/// A [`HugeBuffer`] being filled.
+pub(crate) struct HugeBufferMut {
+    map: memmap2::MmapMut,
+    start: usize,
+    len: usize,
+}
+
+impl HugeBufferMut {
+    /// `len` zeroed bytes; `None` when huge pages are switched off or the memory is not there.
+    pub(crate) fn new(len: usize) -> Option<Self> {
+        if !huge_pages_available() {
+            return None;
+        }
+        // One extra huge page so the data can start on a huge-page boundary whatever address the
+        // kernel picks; the untouched slack is never resident.
+        let map = memmap2::MmapMut::map_anon(len + HUGE).ok()?;
+        let _ = map.advise(memmap2::Advice::HugePage);
+        let start = (HUGE - map.as_ptr() as usize % HUGE) % HUGE;
+        Some(HugeBufferMut { map, start, len })
+    }
+
+    /// The writable bytes.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.map[self.start..self.start + self.len]
+    }
+
+    /// Ends the filling: the pages become read-only.
+    pub(crate) fn freeze(self) -> Option<HugeBuffer> {
+        Some(HugeBuffer {
+            map: self.map.make_read_only().ok()?,
+            start: self.start,
+            len: self.len,
+        })
+    }
+}
+
+impl HugeBuffer {
+    /// The bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.len]
+    }
+}
+
+/// The whole 4 KiB pages inside `bytes`.
+fn inner_pages(bytes: &[u8]) -> Option<Range<usize>> {
+    let start = (bytes.as_ptr() as usize).next_multiple_of(PAGE);
+    let end = (bytes.as_ptr() as usize + bytes.len()) / PAGE * PAGE;
+    (end > start).then_some(start..end)
+}
+
+/// The 4 KiB pages that `bytes` touches.
+pub(crate) fn outer_pages(bytes: &[u8]) -> Range<usize> {
+    let start = bytes.as_ptr() as usize / PAGE * PAGE;
+    start..bytes.as_ptr() as usize + bytes.len()
+}
+
+/// Drops the whole pages of `bytes` from this process until they are read again.
+///
+/// # Safety
+/// `bytes` must lie in a read-only mapping of a file (a memory map or the executable's data): there
+/// `MADV_DONTNEED` only unmaps pages, and the next read faults in the same content. On anonymous or
+/// heap memory it would discard the data.
+pub(crate) unsafe fn release_file_pages(bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    if let Some(r) = inner_pages(bytes) {
+        // SAFETY: the caller guarantees a read-only file-backed range, which MADV_DONTNEED
+        // cannot change the content of.
+        unsafe { libc::madvise(r.start as *mut libc::c_void, r.len(), libc::MADV_DONTNEED) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = inner_pages(bytes);
+}
+
+/// Advises that `bytes` (of a live mapping) are read sparsely (`MADV_RANDOM`), so reading a row
+/// does not make its neighbours' pages resident. Advice only: failures are ignored.
+pub(crate) fn read_sparsely(bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        let r = outer_pages(bytes);
+        // SAFETY: the range covers pages of a live mapping that `bytes` borrows; MADV_RANDOM
+        // never changes memory contents.
+        unsafe { libc::madvise(r.start as *mut libc::c_void, r.len(), libc::MADV_RANDOM) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = bytes;
+}
+
+/// Joins the background page-mapping thread of [`Prefetch::spawn`] when dropped.
+#[derive(Debug)]
+pub(crate) struct Prefetch(Option<std::thread::JoinHandle<()>>);
+
+impl Prefetch {
+    /// Maps the pages of `ranges` (address ranges of a read-only mapping) in a background thread
+    /// (`MADV_POPULATE_READ`), so the first forward pass does not take thousands of page faults and
+    /// that work overlaps with whatever the caller does next.
+    ///
+    /// # Safety
+    /// The mapping the ranges lie in must outlive the returned guard (drop the guard first; it
+    /// joins the thread).
+    pub(crate) unsafe fn spawn(mut ranges: Vec<Range<usize>>) -> Prefetch {
+        ranges.sort_unstable_by_key(|r| r.start);
+        #[cfg(target_os = "linux")]
+        if !ranges.is_empty() {
+            let handle = std::thread::Builder::new()
+                .name("sembed-prefetch".into())
+                .spawn(move || {
+                    for r in ranges {
+                        // SAFETY: the caller keeps the mapping alive until the guard joins this
+                        // thread; POPULATE_READ only maps pages, it never writes them.
+                        unsafe {
+                            libc::madvise(
+                                r.start as *mut libc::c_void,
+                                r.len(),
+                                libc::MADV_POPULATE_READ,
+                            )
+                        };
+                    }
+                });
+            return Prefetch(handle.ok());
+        }
+        let _ = ranges;
+        Prefetch(None)
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_buffer_is_aligned_and_keeps_what_was_written() {
+        let Some(mut b) = HugeBufferMut::new(3 * 4096 + 5) else {
+            assert!(!huge_pages_available());
+            return;
+        };
+        assert_eq!(b.bytes_mut().as_ptr() as usize % HUGE, 0);
+        b.bytes_mut()
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, x)| *x = i as u8);
+        let b = b.freeze().unwrap();
+        assert_eq!(b.bytes().len(), 3 * 4096 + 5);
+        assert!(b.bytes().iter().enumerate().all(|(i, &x)| x == i as u8));
+    }
+
+    #[test]
+    fn page_ranges() {
+        let buf = vec![0u8; 5 * PAGE];
+        let base = buf.as_ptr() as usize;
+        let from = (base.next_multiple_of(PAGE) - base) + 10;
+        let s = &buf[from..from + 2 * PAGE];
+        let inner = inner_pages(s).unwrap();
+        assert_eq!(inner.len(), PAGE);
+        assert_eq!(inner.start % PAGE, 0);
+        let outer = outer_pages(s);
+        assert!(outer.start <= s.as_ptr() as usize && outer.end == s.as_ptr() as usize + s.len());
+        assert!(inner_pages(&buf[from..from + 100]).is_none());
+    }
+}

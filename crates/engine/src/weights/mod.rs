@@ -1,0 +1,254 @@
+//! Safetensors weights used in place: the file is memory-mapped (or, for the built-in model, a static
+//! byte slice; for a model loaded from memory, the caller's bytes) and tensors are borrowed from it,
+//! never copied to the heap at load. Every accessor checks dtype and shape and names the tensor in
+//! its error. How those pages are managed (prefetch, release) is `crate::memory`'s business; which
+//! kernel layout a tensor is rearranged into is the encoder's.
+
+mod mat;
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use half::{bf16, f16};
+use rustc_hash::FxHashMap;
+use safetensors::{Dtype, tensor::TensorInfo};
+
+use crate::bytes::Bytes;
+use crate::error::{Error, Result};
+pub(crate) use mat::{Mat, RowTable, cast};
+
+/// An opened safetensors file: its bytes and parsed header.
+pub(crate) struct SafeTensors {
+    bytes: Arc<Bytes>,
+    /// The mapped file, kept open for [`RowTable`]'s reads.
+    file: Option<std::fs::File>,
+    data_start: usize,
+    tensors: FxHashMap<String, TensorInfo>,
+    path: PathBuf,
+}
+
+impl SafeTensors {
+    /// Memory-maps and validates a safetensors file.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the map is read-only; as with every mmap-based loader (candle, safetensors), a file
+        // truncated by another process while mapped is outside what we can defend against.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let mut st = Self::from_shared(Arc::new(Bytes::Mmap(mmap)), path.to_path_buf())?;
+        st.file = Some(file);
+        Ok(st)
+    }
+
+    /// The open file a mapped model reads from (`None` for bytes in memory).
+    pub(crate) fn file(&self) -> Option<&std::fs::File> {
+        self.file.as_ref()
+    }
+
+    /// Validates a safetensors file held in `bytes` (compiled in, or handed over by the caller);
+    /// `path` names it in messages.
+    pub(crate) fn from_shared(bytes: Arc<Bytes>, path: PathBuf) -> Result<Self> {
+        let (header_len, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| Error::invalid(&path, format!("not a valid safetensors file ({e})")))?;
+        let tensors = meta
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| (k, v.clone()))
+            .collect();
+        Ok(SafeTensors {
+            bytes,
+            file: None,
+            data_start: 8 + header_len,
+            tensors,
+            path,
+        })
+    }
+
+    /// Whether `bytes` lie in this file and the file is backed by disk or the executable, so its
+    /// pages may be dropped from the process and read back unchanged
+    /// (`crate::memory::release_file_pages`).
+    pub(crate) fn holds_file_bytes(&self, bytes: &[u8]) -> bool {
+        let own = self.bytes.as_ptr_range();
+        let b = bytes.as_ptr_range();
+        self.bytes.is_file_backed() && own.start <= b.start && b.end <= own.end
+    }
+
+    /// The file's name as used in messages.
+    pub(crate) fn label(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether a tensor of that name exists.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// Tensor names (for diagnostics and prefix detection).
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    fn err(&self, tensor: &str, reason: impl Into<String>) -> Error {
+        Error::Tensor {
+            path: self.path.clone(),
+            tensor: tensor.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn info(&self, name: &str, shape: &[usize]) -> Result<&TensorInfo> {
+        let info = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| self.err(name, "missing"))?;
+        if info.shape != shape {
+            return Err(self.err(
+                name,
+                format!("shape {:?}, expected {:?}", info.shape, shape),
+            ));
+        }
+        Ok(info)
+    }
+
+    fn raw(&self, info: &TensorInfo) -> &[u8] {
+        let (a, b) = info.data_offsets;
+        &self.bytes[self.data_start + a..self.data_start + b]
+    }
+
+    /// The bytes of a tensor, if present.
+    pub(crate) fn tensor_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.tensors.get(name).map(|i| self.raw(i))
+    }
+
+    /// Address ranges of the tensors matching `wanted` (for `crate::memory::Prefetch`).
+    pub(crate) fn page_ranges(&self, wanted: impl Fn(&str) -> bool) -> Vec<Range<usize>> {
+        self.tensors
+            .iter()
+            .filter(|(n, _)| wanted(n))
+            .map(|(_, i)| crate::memory::outer_pages(self.raw(i)))
+            .collect()
+    }
+
+    /// A large table read one row at a time (the word embeddings); see [`RowTable`].
+    pub(crate) fn row_table(&self, name: &str, rows: usize, cols: usize) -> Result<RowTable<'_>> {
+        let mat = self.mat(name, rows, cols)?;
+        let file = match (&self.file, &mat) {
+            (Some(file), Mat::F32(_)) => {
+                let start = self.data_start + self.tensors[name].data_offsets.0;
+                Some((file, start as u64))
+            }
+            _ => None,
+        };
+        Ok(RowTable { mat, file })
+    }
+
+    /// A matrix of the given shape, borrowed in its stored float dtype.
+    pub(crate) fn mat(&self, name: &str, rows: usize, cols: usize) -> Result<Mat<'_>> {
+        let info = self.info(name, &[rows, cols])?;
+        let raw = self.raw(info);
+        Ok(match info.dtype {
+            Dtype::F32 => Mat::F32(cast(raw)),
+            Dtype::F16 => Mat::F16(cast(raw)),
+            Dtype::BF16 => Mat::BF16(cast(raw)),
+            d => {
+                return Err(self.err(
+                    name,
+                    format!("dtype {d:?} is not a float type sembed reads"),
+                ));
+            }
+        })
+    }
+
+    /// Dtype and shape of a tensor, if present.
+    pub(crate) fn shape(&self, name: &str) -> Option<(Dtype, &[usize])> {
+        self.tensors
+            .get(name)
+            .map(|i| (i.dtype, i.shape.as_slice()))
+    }
+
+    /// A 2-D int8 table (Model2Vec's quantized embeddings), borrowed.
+    pub(crate) fn i8_mat(&self, name: &str, rows: usize, cols: usize) -> Result<Cow<'_, [i8]>> {
+        let info = self.info(name, &[rows, cols])?;
+        if info.dtype != Dtype::I8 {
+            return Err(self.err(name, format!("dtype {:?}, expected I8", info.dtype)));
+        }
+        Ok(cast(self.raw(info)))
+    }
+
+    /// A vector of `len` integers (I32 or I64) as indices.
+    pub(crate) fn indices(&self, name: &str, len: usize) -> Result<Vec<usize>> {
+        let info = self.info(name, &[len])?;
+        let raw = self.raw(info);
+        let out: Vec<i64> = match info.dtype {
+            Dtype::I32 => cast::<i32>(raw).iter().map(|&v| v as i64).collect(),
+            Dtype::I64 => cast::<i64>(raw).into_owned(),
+            d => return Err(self.err(name, format!("dtype {d:?}, expected I32 or I64"))),
+        };
+        out.into_iter()
+            .map(|v| usize::try_from(v).map_err(|_| self.err(name, format!("negative index {v}"))))
+            .collect()
+    }
+
+    /// A vector of `len` values as f64 (F64, F32 or F16 stored).
+    pub(crate) fn vector_f64(&self, name: &str, len: usize) -> Result<Vec<f64>> {
+        let info = self.info(name, &[len])?;
+        let raw = self.raw(info);
+        Ok(match info.dtype {
+            Dtype::F64 => cast::<f64>(raw).into_owned(),
+            Dtype::F32 => cast::<f32>(raw).iter().map(|&v| v as f64).collect(),
+            Dtype::F16 => cast::<f16>(raw).iter().map(|v| v.to_f64()).collect(),
+            d => {
+                return Err(self.err(
+                    name,
+                    format!("dtype {d:?} is not a float type sembed reads"),
+                ));
+            }
+        })
+    }
+
+    /// A vector of `len` values as f32 (converted when stored as f16/bf16; vectors are small).
+    pub(crate) fn vector(&self, name: &str, len: usize) -> Result<Cow<'_, [f32]>> {
+        let info = self.info(name, &[len])?;
+        let raw = self.raw(info);
+        Ok(match info.dtype {
+            Dtype::F32 => cast(raw),
+            Dtype::F16 => Cow::Owned(cast::<f16>(raw).iter().map(|x| x.to_f32()).collect()),
+            Dtype::BF16 => Cow::Owned(cast::<bf16>(raw).iter().map(|x| x.to_f32()).collect()),
+            d => {
+                return Err(self.err(
+                    name,
+                    format!("dtype {d:?} is not a float type sembed reads"),
+                ));
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows read from the file (`pread`) equal rows read through the mapping.
+    #[test]
+    fn row_table_reads_the_same_rows_as_the_mapping() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/fixtures/tiny-bert-cls/model.safetensors");
+        let st = SafeTensors::open(&path).unwrap();
+        let name = "embeddings.word_embeddings.weight";
+        let (_, shape) = st.shape(name).unwrap();
+        let (rows, cols) = (shape[0], shape[1]);
+        let table = st.row_table(name, rows, cols).unwrap();
+        assert!(
+            cfg!(not(unix)) || table.file.is_some(),
+            "f32 rows of a mapped file use pread"
+        );
+        let mat = st.mat(name, rows, cols).unwrap();
+        let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+        for r in [0, 1, rows / 2, rows - 1] {
+            table.row_into(r, cols, &mut a);
+            mat.row_into(r, cols, &mut b);
+            assert_eq!(a, b, "row {r}");
+        }
+    }
+}
