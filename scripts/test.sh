@@ -25,5 +25,10 @@ target/release/sembed distill --model "$(scripts/fetch-test-model.sh)" --output 
 # Interop: Python's huggingface_hub (same venv) and sembed share one Hugging Face cache, both ways,
 # through the loopback fake hub.
 SEMBED_TEST_PYTHON="$venv/bin/python" cargo test --release -p sembed-hub --test hub -- --ignored
-# The lean library (no built-in model) must build and pass its own tests too.
-cargo test --release -p sembed --no-default-features --lib
+# The lean library (no built-in model, no hub, no distillation) loads model folders and passes its
+# tests too.
+cargo test --release -p sembed --no-default-features --lib --tests
+# The engine depends on no CLI, HTTP, database or Python crate.
+forbidden="$(cargo tree -p sembed -e normal --prefix none | awk '{print $1}' | sort -u |
+  grep -xE 'clap|anyhow|axum|hyper|tokio|rusqlite|pyo3|indicatif' || true)"
+if [ -n "$forbidden" ]; then echo "the engine crate depends on: $forbidden" >&2; exit 1; fi

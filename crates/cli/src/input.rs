@@ -21,6 +21,8 @@ pub struct Chunk {
     texts: Vec<Range<usize>>,
     /// Raw JSON of each text's `id` (JSON Lines only; empty otherwise).
     ids: Vec<Option<Box<RawValue>>>,
+    /// Each text's 1-based line of the input (argument number for arguments).
+    lines: Vec<usize>,
     /// Input bytes this chunk consumed (for progress).
     pub bytes: u64,
     /// Input lines it covered (blank JSON Lines included), for line numbers in messages.
@@ -43,6 +45,11 @@ impl Chunk {
         self.ids.get(i).and_then(|v| v.as_deref())
     }
 
+    /// The input line (or argument number) text `i` came from.
+    pub fn line(&self, i: usize) -> usize {
+        self.lines[i]
+    }
+
     /// Appends `other`'s texts.
     pub fn extend(&mut self, other: Chunk) {
         // `ids` is empty (no text has one) or one entry per text.
@@ -58,6 +65,7 @@ impl Chunk {
                 .into_iter()
                 .map(|r| r.start + base..r.end + base),
         );
+        self.lines.extend(other.lines);
         if with_ids {
             if other.ids.is_empty() {
                 self.ids.resize_with(self.texts.len(), || None);
@@ -72,15 +80,48 @@ impl Chunk {
 
 /// Where texts come from.
 pub struct Input {
+    /// For messages: a path, `<stdin>` or `argument`.
+    pub name: String,
     /// Size in bytes when known up front (a regular file), for a progress bar.
     pub size: Option<u64>,
     rx: Receiver<anyhow::Result<Chunk>>,
+    /// The reader thread, joined at the end of the input (a panic there must not pass for an
+    /// end of input).
+    reader: Option<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Input {
     /// The next chunk (blocking until one arrives), `None` at the end of the input.
     pub fn next(&self) -> Option<anyhow::Result<Chunk>> {
-        self.rx.recv().ok()
+        match self.rx.recv() {
+            Ok(c) => Some(c),
+            Err(_) => self.ended(),
+        }
+    }
+
+    /// The channel closed: the reader is done, or died.
+    fn ended(&self) -> Option<anyhow::Result<Chunk>> {
+        let handle = self
+            .reader
+            .as_ref()
+            .and_then(|m| m.lock().ok().and_then(|mut h| h.take()))?;
+        match handle.join() {
+            Ok(()) => None,
+            Err(_) => Some(Err(anyhow::anyhow!(
+                "the input reader failed while reading {}",
+                self.name
+            ))),
+        }
+    }
+
+    /// Where text line `line` of this input is, for messages: `FILE:LINE`, `<stdin>:LINE`, or
+    /// `argument N`.
+    pub fn locate(&self, line: usize) -> String {
+        if self.reader.is_none() {
+            format!("argument {line}")
+        } else {
+            format!("{}:{line}", self.name)
+        }
     }
 
     /// A chunk already waiting, without blocking.
@@ -102,13 +143,19 @@ pub fn open(
             line_count: args.len(),
             ..Default::default()
         };
-        for a in args {
+        for (i, a) in args.into_iter().enumerate() {
             let start = chunk.buf.len();
             chunk.buf.push_str(&a);
             chunk.texts.push(start..chunk.buf.len());
+            chunk.lines.push(i + 1);
         }
         let _ = tx.send(Ok(chunk));
-        return Ok(Input { size: None, rx });
+        return Ok(Input {
+            name: "argument".into(),
+            size: None,
+            rx,
+            reader: None,
+        });
     }
     let (name, reader, size): (String, Box<dyn Read + Send>, Option<u64>) = match input {
         Some(p) if p.as_os_str() != "-" => {
@@ -134,11 +181,16 @@ pub fn open(
         _ => InputFormat::Lines,
     });
     let thread_name = name.clone();
-    std::thread::Builder::new()
+    let reader = std::thread::Builder::new()
         .name("sembed-input".into())
         .spawn(move || read_all(reader, &thread_name, format, &tx))
         .context("cannot start the input reader")?;
-    Ok(Input { size, rx })
+    Ok(Input {
+        name,
+        size,
+        rx,
+        reader: Some(std::sync::Mutex::new(Some(reader))),
+    })
 }
 
 /// Bytes asked for per read: a pipe returns what it has, a file this much.
@@ -166,10 +218,13 @@ fn read_all(
                 return;
             }
         };
-        pending.extend_from_slice(&buf[..n]);
-        let Some(last_nl) = pending.iter().rposition(|&b| b == b'\n') else {
+        // Only the new bytes can hold the last newline (a long line must not be rescanned).
+        let Some(nl) = buf[..n].iter().rposition(|&b| b == b'\n') else {
+            pending.extend_from_slice(&buf[..n]);
             continue;
         };
+        let last_nl = pending.len() + nl;
+        pending.extend_from_slice(&buf[..n]);
         let rest = pending.split_off(last_nl + 1);
         let whole = std::mem::replace(&mut pending, rest);
         let sent = parse(whole, name, format, &mut line_no);
@@ -233,6 +288,7 @@ fn split_lines(bytes: Vec<u8>, name: &str, first_line: usize) -> anyhow::Result<
         buf,
         texts,
         ids: Vec::new(),
+        lines: (first_line + 1..=first_line + line_count).collect(),
         bytes: 0,
         line_count,
     })
@@ -267,6 +323,7 @@ fn parse_jsonl(bytes: &[u8], name: &str, first_line: usize) -> anyhow::Result<Ch
         chunk.buf.push_str(&text);
         chunk.texts.push(start..chunk.buf.len());
         chunk.ids.push(id);
+        chunk.lines.push(line_no);
     }
     chunk.line_count = line_count;
     Ok(chunk)
@@ -364,5 +421,10 @@ mod tests {
         assert_eq!(a.strs(), ["x", "y", "z", "w"]);
         let ids: Vec<_> = (0..4).map(|i| a.id(i).map(RawValue::get)).collect();
         assert_eq!(ids, [Some("7"), None, None, Some("\"q\"")]);
+        let lines: Vec<_> = (0..4).map(|i| a.line(i)).collect();
+        assert_eq!(lines, [1, 2, 3, 4]);
+        // Blank JSON Lines are skipped but counted.
+        let c = parse_jsonl(b"\"a\"\n\n\n\"b\"\n", "t", 10).unwrap();
+        assert_eq!((c.line(0), c.line(1)), (11, 14));
     }
 }

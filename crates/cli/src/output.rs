@@ -120,9 +120,27 @@ enum Layout {
     Csv,
 }
 
+/// Whether `file` was opened for appending (where seeking does not move writes).
+pub fn appends(file: &std::fs::File) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: F_GETFL only reads the flags of a descriptor `file` owns.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        flags < 0 || flags & libc::O_APPEND != 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        true
+    }
+}
+
 /// Writes rows as they come; the number of rows need not be known in advance.
 pub struct Writer {
     out: Sink,
+    /// Where the npy header was written in a rewindable sink (fixed at the end).
+    npy_at: Option<u64>,
     layout: Layout,
     width: usize,
     /// npy dtype.
@@ -143,8 +161,12 @@ impl Writer {
         with_text: bool,
         header: bool,
     ) -> io::Result<Self> {
+        let mut npy_at = None;
         match format {
             Format::Npy if matches!(out, Sink::File(_)) => {
+                if let Sink::File(f) = &mut out {
+                    npy_at = Some(f.stream_position()?);
+                }
                 out.write_all(&npy_header(descr, 0, width))?
             }
             Format::Json => out.write_all(b"[")?,
@@ -169,6 +191,7 @@ impl Writer {
         };
         Ok(Writer {
             out,
+            npy_at,
             layout,
             width,
             descr,
@@ -259,7 +282,7 @@ impl Writer {
             (Layout::Raw { npy: true }, Sink::File(f)) => {
                 f.flush()?;
                 let file = f.get_mut();
-                file.seek(SeekFrom::Start(0))?;
+                file.seek(SeekFrom::Start(self.npy_at.unwrap_or(0)))?;
                 file.write_all(&npy_header(self.descr, self.written, self.width))?;
                 file.seek(SeekFrom::End(0))?;
             }

@@ -386,3 +386,136 @@ fn distill_dims_beyond_the_model_is_an_error() {
     assert!(!err.contains("PCA"), "fails before any work: {err}");
     assert!(!dir.path().join("m2v").exists());
 }
+
+/// An over-long text with truncation off is named by its line (blank JSON Lines counted).
+#[test]
+fn too_long_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("docs.jsonl");
+    let long = "word ".repeat(100);
+    std::fs::write(&f, format!("\"short\"\n\n{{\"text\": \"{long}\"}}\n")).unwrap();
+    let out = sembed()
+        .args([
+            "embed",
+            "-m",
+            tiny().to_str().unwrap(),
+            "--no-truncate",
+            "-i",
+            f.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("docs.jsonl:3: input 1") && err.contains("longer than 64 tokens"),
+        "{err}"
+    );
+    let out = sembed()
+        .args([
+            "embed",
+            "-m",
+            tiny().to_str().unwrap(),
+            "--no-truncate",
+            "ok",
+            &long,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("argument 2: input 1"), "{err}");
+}
+
+/// npy to a redirected stdout is written as it goes and fixed at the end, like `-o FILE`.
+#[test]
+fn npy_to_a_redirected_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = tiny();
+    let m = m.to_str().unwrap();
+    let file = dir.path().join("o.npy");
+    ok(sembed().args([
+        "embed",
+        "-m",
+        m,
+        "-f",
+        "npy",
+        "-o",
+        file.to_str().unwrap(),
+        "a",
+        "b",
+    ]));
+    let redirected = dir.path().join("r.npy");
+    let status = Std::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' embed -m '{m}' -f npy a b > '{}'",
+            env!("CARGO_BIN_EXE_sembed"),
+            redirected.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read(&redirected).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    // Appending (where seeking does not move writes): the rows are held and written after the
+    // header at the end; the same bytes.
+    let appended = dir.path().join("a.npy");
+    let status = Std::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' embed -m '{m}' -f npy a b >> '{}'",
+            env!("CARGO_BIN_EXE_sembed"),
+            appended.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read(&appended).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+}
+
+/// A calibration file of the wrong width is refused before anything is read.
+#[test]
+fn calibration_width_is_checked_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cal = dir.path().join("cal.npy");
+    let m = tiny();
+    let m = m.to_str().unwrap();
+    // 16-wide calibration for a 32-wide model.
+    ok(sembed().args([
+        "embed",
+        "-m",
+        m,
+        "--truncate-dim",
+        "16",
+        "-f",
+        "npy",
+        "-o",
+        cal.to_str().unwrap(),
+        "a",
+        "b",
+    ]));
+    let out = sembed()
+        .args([
+            "embed",
+            "-m",
+            m,
+            "--precision",
+            "int8",
+            "--calibration",
+            cal.to_str().unwrap(),
+        ])
+        .write_stdin("")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("calibration embeddings of 16 dimensions for vectors of 32"),
+        "{err}"
+    );
+}

@@ -19,12 +19,14 @@ pub(crate) enum Bytes {
 
 impl Bytes {
     /// Whether these bytes come from a file (on disk or the executable), so pages dropped from
-    /// this process (`MADV_DONTNEED`) read back unchanged. Heap bytes would read back as zeros.
+    /// this process (`MADV_DONTNEED`) read back unchanged. Heap bytes would read back as zeros, and
+    /// so would the executable's data if a packer had unpacked it into anonymous memory: for those,
+    /// the kernel's map of this process says.
     pub(crate) fn is_file_backed(&self) -> bool {
         match self {
             Bytes::Mmap(_) => true,
             #[cfg(feature = "builtin")]
-            Bytes::Static(_) => true,
+            Bytes::Static(s) => crate::memory::is_file_mapping(s),
             Bytes::Owned(_) | Bytes::Shared(_) => false,
         }
     }

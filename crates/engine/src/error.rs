@@ -49,7 +49,7 @@ pub enum Error {
     TooLong {
         /// 0-based position of the text in the input.
         index: usize,
-        /// The limit in tokens (specials included; characters × median token length for Model2Vec).
+        /// The limit in tokens (specials included).
         max: usize,
         /// The text's first characters.
         preview: String,

@@ -249,7 +249,9 @@ fn file_digest(path: &Path, file: &std::fs::File, cache: Option<&Path>) -> Resul
         if let Some(dir) = entry.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let tmp = entry.with_extension(format!("tmp{}", std::process::id()));
+        let mut tmp = entry.clone().into_os_string();
+        tmp.push(format!(".tmp-{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
         if std::fs::write(&tmp, hex(&d)).is_ok() && std::fs::rename(&tmp, &entry).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
@@ -270,27 +272,30 @@ fn read_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<usi
     f.read(buf)
 }
 
-/// A cache key naming the file's identity and version: device, inode, size, modification time.
+/// A cache key naming the file's identity and version: device, inode, size, modification and
+/// change times (the change time moves with every write and with `cp -p`, and cannot be set back).
+/// `None` where the platform has no inodes: no cache there.
 fn stat_key(file: &std::fs::File) -> Option<String> {
-    let m = file.metadata().ok()?;
-    let mtime = m
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
     #[cfg(unix)]
-    let (dev, ino) = {
+    {
         use std::os::unix::fs::MetadataExt;
-        (m.dev(), m.ino())
-    };
+        let m = file.metadata().ok()?;
+        Some(format!(
+            "{:x}-{:x}-{:x}-{}.{:09}-{}.{:09}",
+            m.dev(),
+            m.ino(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        ))
+    }
     #[cfg(not(unix))]
-    let (dev, ino) = (0u64, 0u64);
-    Some(format!(
-        "{dev:x}-{ino:x}-{:x}-{}.{:09}",
-        m.len(),
-        mtime.as_secs(),
-        mtime.subsec_nanos()
-    ))
+    {
+        let _ = file;
+        None
+    }
 }
 
 #[cfg(test)]
@@ -313,8 +318,20 @@ mod tests {
         let entry = entries[0].as_ref().unwrap().path();
         std::fs::write(&entry, hex(&[7u8; 32])).unwrap();
         assert_eq!(file_digest(&p, &f, Some(&cache)).unwrap(), [7u8; 32]);
-        // ... but not without a cache.
+        // ... but not without a cache ...
         assert_eq!(file_digest(&p, &f, None).unwrap(), want);
+        // ... nor once the file was written, even to the same size and modification time.
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+        std::fs::write(&p, b"WEIGHTS").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        let changed: [u8; 32] = Sha256::digest(b"WEIGHTS").into();
+        assert_eq!(file_digest(&p, &f, Some(&cache)).unwrap(), changed);
     }
 
     #[test]

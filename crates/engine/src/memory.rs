@@ -4,6 +4,9 @@
 //! allocation: no result of the engine depends on whether a call succeeds.
 
 use std::ops::Range;
+use std::sync::Arc;
+
+use crate::bytes::Bytes;
 
 const PAGE: usize = 4096;
 const HUGE: usize = 2 << 20;
@@ -83,6 +86,46 @@ pub(crate) fn outer_pages(bytes: &[u8]) -> Range<usize> {
     start..bytes.as_ptr() as usize + bytes.len()
 }
 
+/// Whether every page of `bytes` lies in a read-only mapping of a file, as `/proc/self/maps`
+/// lists them (a mapping with an inode and no write permission). False when that cannot be read.
+#[cfg_attr(not(feature = "builtin"), allow(dead_code))]
+pub(crate) fn is_file_mapping(bytes: &[u8]) -> bool {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return false;
+    };
+    let (mut at, end) = (
+        bytes.as_ptr() as usize,
+        bytes.as_ptr() as usize + bytes.len(),
+    );
+    // Mappings are listed in address order: walk the ones covering [at, end).
+    for line in maps.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let (Some(range), Some(perms), Some(_), Some(_), Some(inode)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        else {
+            continue;
+        };
+        if hi <= at || lo > at {
+            continue;
+        }
+        if inode == "0" || perms.as_bytes().get(1) != Some(&b'-') {
+            return false;
+        }
+        at = hi;
+        if at >= end {
+            return true;
+        }
+    }
+    false
+}
+
 /// Drops the whole pages of `bytes` from this process until they are read again.
 ///
 /// # Safety
@@ -119,23 +162,25 @@ pub(crate) fn read_sparsely(bytes: &[u8]) {
 pub(crate) struct Prefetch(Option<std::thread::JoinHandle<()>>);
 
 impl Prefetch {
-    /// Maps the pages of `ranges` (address ranges of a read-only mapping) in a background thread
+    /// Maps the pages of `ranges` (address ranges inside `owner`) in a background thread
     /// (`MADV_POPULATE_READ`), so the first forward pass does not take thousands of page faults and
-    /// that work overlaps with whatever the caller does next.
-    ///
-    /// # Safety
-    /// The mapping the ranges lie in must outlive the returned guard (drop the guard first; it
-    /// joins the thread).
-    pub(crate) unsafe fn spawn(mut ranges: Vec<Range<usize>>) -> Prefetch {
+    /// that work overlaps with whatever the caller does next. The thread keeps `owner` alive.
+    pub(crate) fn spawn(owner: Arc<Bytes>, mut ranges: Vec<Range<usize>>) -> Prefetch {
+        let own = owner.as_ptr_range();
+        let (lo, hi) = (own.start as usize, own.end as usize);
+        // Page-rounded ranges may start up to a page before the bytes; the rest must be inside.
+        ranges.retain(|r| r.start + PAGE > lo && r.end <= hi && r.start < r.end);
         ranges.sort_unstable_by_key(|r| r.start);
         #[cfg(target_os = "linux")]
         if !ranges.is_empty() {
             let handle = std::thread::Builder::new()
                 .name("sembed-prefetch".into())
                 .spawn(move || {
+                    let _keep = owner;
                     for r in ranges {
-                        // SAFETY: the caller keeps the mapping alive until the guard joins this
-                        // thread; POPULATE_READ only maps pages, it never writes them.
+                        // SAFETY: the pages lie in (or, rounded down, at the start of the page of)
+                        // `owner`'s bytes, which this thread keeps alive; POPULATE_READ only maps
+                        // pages, it never writes them.
                         unsafe {
                             libc::madvise(
                                 r.start as *mut libc::c_void,
@@ -147,7 +192,7 @@ impl Prefetch {
                 });
             return Prefetch(handle.ok());
         }
-        let _ = ranges;
+        let _ = (ranges, owner);
         Prefetch(None)
     }
 }
@@ -178,6 +223,22 @@ mod tests {
         let b = b.freeze().unwrap();
         assert_eq!(b.bytes().len(), 3 * 4096 + 5);
         assert!(b.bytes().iter().enumerate().all(|(i, &x)| x == i as u8));
+    }
+
+    #[test]
+    fn file_mappings_are_told_from_memory() {
+        let heap = vec![7u8; 3 * PAGE];
+        assert!(!is_file_mapping(&heap));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, vec![1u8; 5 * PAGE]).unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        // SAFETY: read-only map of a file this test owns and does not change.
+        let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
+        assert!(cfg!(not(target_os = "linux")) || is_file_mapping(&map[PAGE..3 * PAGE]));
+        // The executable's read-only data (a string literal lives there).
+        let text: &'static str = "a literal in the executable's read-only data";
+        assert!(cfg!(not(target_os = "linux")) || is_file_mapping(text.as_bytes()));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::ops::CpuLevel;
+use crate::ops::{CpuLevel, Isa};
 use crate::threads::ThreadPool;
 
 pub use crate::encoder::Residency;
@@ -29,9 +29,9 @@ impl Cpu {
     /// The level a model loaded with this cap runs at on this CPU.
     pub(crate) fn level(self) -> CpuLevel {
         CpuLevel::detect(match self {
-            Cpu::Auto | Cpu::Avx512 => CpuLevel::Avx512,
-            Cpu::Avx2 => CpuLevel::Avx2,
-            Cpu::Portable => CpuLevel::Portable,
+            Cpu::Auto | Cpu::Avx512 => Isa::Avx512,
+            Cpu::Avx2 => Isa::Avx2,
+            Cpu::Portable => Isa::Portable,
         })
     }
 }

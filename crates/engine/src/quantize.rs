@@ -72,6 +72,11 @@ pub struct Ranges {
 }
 
 impl Ranges {
+    /// Dimensions covered.
+    pub fn dim(&self) -> usize {
+        self.min.len()
+    }
+
     /// Ranges of `e`'s columns; `None` when `e` is empty.
     pub fn of(e: &Embeddings) -> Option<Self> {
         let mut rows = e.rows();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Result;
 use crate::ops::CpuLevel;
-use crate::static_model::{self, StaticModel};
+use crate::static_model::StaticModel;
 use crate::text::{CallText, TextPolicy, TextScratch};
 use crate::threads::ThreadPool;
 use crate::weights::SafeTensors;
@@ -25,22 +25,26 @@ self_cell::self_cell!(
 /// many cores there are: std reads the cgroup quota files).
 const TEXTS_PER_THREAD: usize = 2048;
 
-/// A loaded Model2Vec table and the kernels it runs with.
+/// A loaded Model2Vec table, how its vectors are normalized, and the kernels it runs with.
 pub(crate) struct StaticLookup {
     table: StaticTable,
+    /// model2vec's `x / (‖x‖ + 1e-32)`, or sentence-transformers' Normalize module.
+    norm: fn(&mut [f32]),
     cpu: CpuLevel,
 }
 
 impl StaticLookup {
-    /// The table `tensor` of `weights`, checked against a tokenizer of `vocab` ids.
+    /// The table `tensor` of `weights`, checked against a tokenizer of `vocab` ids; `norm` is the
+    /// model's normalization (applied when asked for).
     pub(crate) fn new(
         weights: SafeTensors,
-        tensor: &str,
-        vocab: usize,
+        (tensor, vocab): (&str, usize),
+        norm: fn(&mut [f32]),
         cpu: CpuLevel,
     ) -> Result<Self> {
         Ok(StaticLookup {
             table: StaticTable::try_new(weights, |w| StaticModel::load(w, tensor, vocab))?,
+            norm,
             cpu,
         })
     }
@@ -64,15 +68,21 @@ impl StaticLookup {
         }
     }
 
-    /// Runs `work(chunk index, range of items)` over `n` items cut into one chunk per planned
-    /// thread; chunks are claimed, so fewer threads than planned still cover them all.
+    /// Items per chunk when `n` items are cut into one chunk per planned thread.
+    fn chunk_len(n: usize, threads: usize) -> usize {
+        n.div_ceil(threads.max(1)).max(1)
+    }
+
+    /// Runs `work(chunk index, range of items)` over `n` items cut into chunks of
+    /// [`chunk_len`](Self::chunk_len); chunks are claimed, so fewer threads than planned still
+    /// cover them all.
     fn over_chunks(
         n: usize,
         threads: usize,
         pool: &ThreadPool,
         work: &(dyn Fn(usize, std::ops::Range<usize>) + Sync),
     ) {
-        let per = n.div_ceil(threads.max(1)).max(1);
+        let per = Self::chunk_len(n, threads);
         let chunks = n.div_ceil(per);
         let next = AtomicUsize::new(0);
         pool.run(threads, &|_| {
@@ -86,7 +96,7 @@ impl StaticLookup {
         });
     }
 
-    /// The vectors (`[n, dim]`) of sequences `spans` into `ids`, normalized as model2vec does when
+    /// The vectors (`[n, dim]`) of sequences `spans` into `ids`, normalized (the model's way) when
     /// `normalize`.
     pub(crate) fn embed_ids(
         &self,
@@ -103,7 +113,7 @@ impl StaticLookup {
             return out;
         }
         let threads = Self::threads_for(n, threads, pool);
-        let per = n.div_ceil(threads).max(1);
+        let per = Self::chunk_len(n, threads);
         let slots: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per * dim).map(Mutex::new).collect();
         Self::over_chunks(n, threads, pool, &|c, range| {
             let mut o = slots[c].lock().unwrap_or_else(|p| p.into_inner());
@@ -118,7 +128,7 @@ impl StaticLookup {
                 let v = &mut o[k * dim..(k + 1) * dim];
                 model.embed_ids(seq(i), v, &mut row, cpu);
                 if normalize {
-                    static_model::normalize(v);
+                    (self.norm)(v);
                 }
             }
         });
@@ -156,7 +166,7 @@ impl StaticLookup {
             let v = &mut out[k * dim..(k + 1) * dim];
             model.embed_ids(&ids, v, &mut row, cpu);
             if normalize {
-                static_model::normalize(v);
+                (self.norm)(v);
             }
             std::mem::swap(&mut ids, &mut next);
         }
@@ -179,7 +189,7 @@ impl StaticLookup {
             return Ok((out, 0));
         }
         let threads = Self::threads_for(n, threads, pool);
-        let per = n.div_ceil(threads).max(1);
+        let per = Self::chunk_len(n, threads);
         let slots: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per * dim).map(Mutex::new).collect();
         let results: Vec<Mutex<Result<usize>>> =
             (0..slots.len()).map(|_| Mutex::new(Ok(0))).collect();

@@ -25,10 +25,13 @@ pub(crate) enum Rules {
         /// Whether prompt tokens take part in pooling.
         include_prompt: bool,
     },
-    /// model2vec 0.10's `StaticModel.encode()`.
+    /// A static model: model2vec 0.10's `StaticModel.encode()` (its own layout), or
+    /// sentence-transformers' `StaticEmbedding` (no pre-cut, no limit, unknown tokens kept).
     Static {
         /// `max_length` of config.json (`None`: no limit).
         default_max: Option<usize>,
+        /// model2vec's character pre-cut (`max_length` × median token length) applies.
+        precut: bool,
         /// model2vec's `median_token_length`, computed on first need (only texts longer than
         /// `max_length` characters can be cut, since every token has at least one character).
         median_token_length: OnceLock<usize>,
@@ -108,20 +111,29 @@ impl TextPolicy {
                 include_prompt,
                 ..
             } => {
+                let least = self.tokenizer.num_special_tokens().max(1);
                 let max_len = match opts.max_length {
                     None => *default_max,
-                    Some(n) if n < self.tokenizer.num_special_tokens().max(1) || n > *limit => {
+                    Some(n) if n < least || n > *limit => {
                         return Err(Error::InvalidOption(format!(
-                            "max length {n} is outside 1..={limit} (and must leave room for special tokens)"
+                            "max length {n} is outside {least}..={limit} (it counts the special tokens)"
                         )));
                     }
                     Some(n) => n,
                 };
                 // With include_prompt = false, pooling skips the prompt's tokens: its ids minus
-                // the trailing [SEP].
+                // the trailing [SEP], tokenized as a text is (lowercased if the model says so).
                 let skip = match &prompt {
                     Some(p) if !include_prompt => {
-                        self.tokenizer.encode(p, max_len)?.len().saturating_sub(1)
+                        let mut ids = Vec::new();
+                        let no_prompt = CallText {
+                            prompt: None,
+                            max_len,
+                            skip_tokens: 0,
+                            truncate: true,
+                        };
+                        self.encode(p, &no_prompt, 0, &mut ids, &mut TextScratch::default())?;
+                        ids.len().saturating_sub(1)
                     }
                     _ => 0,
                 };
@@ -158,6 +170,7 @@ impl TextPolicy {
             lower,
             prompted,
         } = scratch;
+        let original = text;
         let text = match &call.prompt {
             Some(p) => {
                 prompted.clear();
@@ -184,10 +197,11 @@ impl TextPolicy {
             Rules::Static {
                 median_token_length,
                 unk_id,
+                precut,
                 ..
             } => {
                 // model2vec cuts the text to max_length × median token length characters first.
-                let short = if call.max_len != usize::MAX && text.len() > call.max_len {
+                let short = if *precut && call.max_len != usize::MAX && text.len() > call.max_len {
                     let median = *median_token_length.get_or_init(|| {
                         static_model::median_len(self.tokenizer.token_char_lengths())
                     });
@@ -206,7 +220,8 @@ impl TextPolicy {
         };
         check_ids(out, self.vocab)?;
         if cut && !call.truncate {
-            return Err(too_long(index, text, call.max_len));
+            // Named by the caller's text, not the prompt before it.
+            return Err(too_long(index, original, call.max_len));
         }
         Ok(cut)
     }

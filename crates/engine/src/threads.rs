@@ -31,6 +31,19 @@ use crate::ops::Team;
 #[derive(Clone)]
 pub struct ThreadPool {
     inner: Arc<Inner>,
+    /// Shared by the handles only (not by workers or permits): when the last handle goes, the
+    /// workers are told to exit.
+    _users: Arc<Users>,
+}
+
+/// Dropped with the last [`ThreadPool`] handle: ends the idle workers.
+struct Users(Arc<Inner>);
+
+impl Drop for Users {
+    fn drop(&mut self) {
+        lock(&self.0.jobs).shutdown = true;
+        self.0.job_ready.notify_all();
+    }
 }
 
 impl std::fmt::Debug for ThreadPool {
@@ -65,6 +78,8 @@ struct Jobs {
     queue: VecDeque<Job>,
     /// Workers waiting for a job right now.
     idle: usize,
+    /// No handle is left: workers exit once the queue is empty.
+    shutdown: bool,
 }
 
 /// Work for a pool worker: a closure borrowed from a caller's stack frame, with its lifetime
@@ -92,6 +107,11 @@ impl Latch {
             lock: Mutex::new(None),
             zero: Condvar::new(),
         }
+    }
+
+    /// One more job to wait for.
+    fn add(&self) {
+        self.left.fetch_add(1, Ordering::AcqRel);
     }
 
     fn count_down(&self, panic: Option<Box<dyn Any + Send>>) {
@@ -150,23 +170,26 @@ impl ThreadPool {
     }
 
     fn with_capacity(capacity: OnceLock<usize>) -> ThreadPool {
-        ThreadPool {
-            inner: Arc::new(Inner {
-                capacity,
-                permits: Mutex::new(Permits {
-                    busy: 0,
-                    next_ticket: 0,
-                    serving: 0,
-                }),
-                turn: Condvar::new(),
-                jobs: Mutex::new(Jobs {
-                    queue: VecDeque::new(),
-                    idle: 0,
-                }),
-                job_ready: Condvar::new(),
-                peak_busy: AtomicUsize::new(0),
-                workers: AtomicUsize::new(0),
+        let inner = Arc::new(Inner {
+            capacity,
+            permits: Mutex::new(Permits {
+                busy: 0,
+                next_ticket: 0,
+                serving: 0,
             }),
+            turn: Condvar::new(),
+            jobs: Mutex::new(Jobs {
+                queue: VecDeque::new(),
+                idle: 0,
+                shutdown: false,
+            }),
+            job_ready: Condvar::new(),
+            peak_busy: AtomicUsize::new(0),
+            workers: AtomicUsize::new(0),
+        });
+        ThreadPool {
+            _users: Arc::new(Users(inner.clone())),
+            inner,
         }
     }
 
@@ -191,7 +214,8 @@ impl ThreadPool {
         self.inner.peak_busy.load(Ordering::Relaxed)
     }
 
-    /// Pool worker threads started so far (never more than `threads() - 1`).
+    /// Pool worker threads alive (never more than `threads() - 1`: the calling thread is the
+    /// budget's first thread).
     pub fn workers(&self) -> usize {
         self.inner.workers.load(Ordering::Relaxed)
     }
@@ -236,30 +260,35 @@ impl ThreadPool {
         (p.next_ticket == p.serving && p.busy < capacity).then(|| self.granted(&mut p))
     }
 
-    /// Queues `job` for a worker, starting one unless enough are waiting. Every queued job gets a
-    /// worker of its own: a job may be the helper another job waits for. Gives the job back when
-    /// no thread can be started (the process is out of threads or memory).
+    /// Queues `job` for a worker, starting one unless enough are waiting or finishing. Every
+    /// queued job gets a worker of its own (a job may be the helper another job waits for): jobs,
+    /// queued or running, hold a permit each, and a caller holds one, so there are at most
+    /// `threads() - 1` of them — as many as workers may be started; a worker that is neither
+    /// waiting nor running a job is finishing one and takes the queue next. Gives the job back
+    /// when no thread can be started (the process is out of threads or memory).
     fn push(&self, job: Job) -> Result<(), Job> {
         let done = job.done.clone();
         let mut jobs = lock(&self.inner.jobs);
         jobs.queue.push_back(job);
-        if jobs.queue.len() <= jobs.idle {
+        let at_most = self.threads().saturating_sub(1);
+        if jobs.queue.len() <= jobs.idle || self.inner.workers.load(Ordering::Relaxed) >= at_most {
             drop(jobs);
             self.inner.job_ready.notify_one();
             return Ok(());
         }
+        self.inner.workers.fetch_add(1, Ordering::Relaxed);
         drop(jobs);
         let inner = self.inner.clone();
         let spawned = std::thread::Builder::new()
             .name("sembed-worker".into())
             .spawn(move || worker(&inner));
         if spawned.is_ok() {
-            self.inner.workers.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
+        self.inner.workers.fetch_sub(1, Ordering::Relaxed);
         let mut jobs = lock(&self.inner.jobs);
         match jobs.queue.iter().rposition(|j| Arc::ptr_eq(&j.done, &done)) {
-            Some(i) => Err(jobs.queue.remove(i).expect("position is in the queue")),
+            Some(i) => jobs.queue.remove(i).map_or(Ok(()), Err),
             // A worker that was finishing took it after all.
             None => Ok(()),
         }
@@ -278,7 +307,7 @@ impl ThreadPool {
             return local();
         }
         let n = permits.len();
-        let done = Arc::new(Latch::new(n));
+        let done = Arc::new(Latch::new(0));
         let slots: Vec<Mutex<Option<Permit>>> =
             permits.into_iter().map(|p| Mutex::new(Some(p))).collect();
         let next = AtomicUsize::new(0);
@@ -302,6 +331,7 @@ impl ThreadPool {
             // `done` has counted every job down (the wait below, or `guard`), so `call` and what
             // it borrows outlive all uses.
             let run: *const (dyn Fn() + Sync + 'static) = unsafe { std::mem::transmute(call) };
+            done.add();
             if let Err(job) = self.push(Job {
                 run,
                 done: done.clone(),
@@ -342,6 +372,7 @@ impl ThreadPool {
         };
         let team = Team::new();
         let done = Arc::new(Latch::new(1));
+        // (Counted before the push: a push that fails gives the job back, counted down below.)
         let serve = || {
             let _permit = &permit;
             team.serve();
@@ -357,19 +388,26 @@ impl ThreadPool {
             })
             .is_err()
         {
+            done.count_down(None);
             return f(None);
         }
-        // Stops the helper and waits for it, also when `f` panics.
+        // Stops the helper and waits for it, also when `f` panics (as it does when the helper
+        // panicked: `Team::matmul` does not wait for a failed helper).
         struct Stop<'a, 'w>(&'a Team<'w>, &'a Latch);
         impl Drop for Stop<'_, '_> {
             fn drop(&mut self) {
                 self.0.stop();
-                // A helper cannot panic (plain arithmetic on checked sizes); nothing to re-raise.
                 let _ = self.1.wait();
             }
         }
-        let _stop = Stop(&team, &done);
-        f(Some(&team))
+        let stop = Stop(&team, &done);
+        let r = f(Some(&team));
+        std::mem::forget(stop);
+        team.stop();
+        if let Some(p) = done.wait() {
+            std::panic::resume_unwind(p);
+        }
+        r
     }
 }
 
@@ -380,13 +418,17 @@ fn run_job(job: Job) {
     job.done.count_down(result.err());
 }
 
-/// A worker: runs queued jobs, sleeping in between.
+/// A worker: runs queued jobs, sleeping in between, until the pool's last handle is dropped.
 fn worker(inner: &Inner) {
     loop {
         let mut jobs = lock(&inner.jobs);
         let job = loop {
             if let Some(job) = jobs.queue.pop_front() {
                 break job;
+            }
+            if jobs.shutdown {
+                inner.workers.fetch_sub(1, Ordering::Relaxed);
+                return;
             }
             jobs.idle += 1;
             jobs = inner
@@ -478,6 +520,62 @@ mod tests {
             2
         );
         assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    /// Workers end when the last handle of their pool is dropped (a server with a pool per
+    /// tenant must not collect idle threads).
+    #[test]
+    fn workers_exit_with_the_last_handle() {
+        let pool = ThreadPool::new(3);
+        let inner = pool.inner.clone();
+        assert_eq!(
+            pool.run(3, &|_| std::thread::sleep(
+                std::time::Duration::from_millis(2)
+            )),
+            3
+        );
+        assert_eq!(pool.workers(), 2);
+        let clone = pool.clone();
+        drop(pool);
+        assert_eq!(clone.workers(), 2, "a handle is left");
+        drop(clone);
+        for _ in 0..500 {
+            if inner.workers.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        panic!(
+            "{} workers still alive",
+            inner.workers.load(Ordering::Relaxed)
+        );
+    }
+
+    /// A helper that panics makes the caller panic, not wait for it forever.
+    #[test]
+    fn a_failing_helper_is_not_waited_for() {
+        let pool = ThreadPool::new(2);
+        let _mine = pool.acquire();
+        let (m, k, n) = (2, 8, 96);
+        let w = vec![0.5f32; n * k];
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            pool.with_helper(|team| {
+                let team = team.expect("a permit is free");
+                team.fail_next_job();
+                let x = vec![1.0f32; m * k];
+                let mut y = vec![0f32; m * n];
+                team.matmul(
+                    &x,
+                    crate::ops::Weights::Rows(crate::ops::Floats::F32(&w)),
+                    &mut y,
+                    (m, k, n),
+                    crate::ops::CpuLevel::portable(),
+                );
+            })
+        }));
+        assert!(r.is_err());
+        // The pool still works.
+        assert!(pool.with_helper(|t| t.is_some()));
     }
 
     #[test]

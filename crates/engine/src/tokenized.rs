@@ -91,9 +91,11 @@ impl Tokenized {
     }
 
     /// Appends `other`'s texts (a batcher joining requests). Both must come from the same model
-    /// with the same options, else the vectors would not be what each caller asked for.
+    /// with options that give the same vectors (prompt, normalization, truncate-dim), else the
+    /// vectors would not be what each caller asked for; batch size and threads are this one's.
     pub fn append(&mut self, other: &Tokenized) -> Result<()> {
-        if self.settings != other.settings {
+        let same = |s: &Settings| (s.model, s.post, s.skip_tokens);
+        if same(&self.settings) != same(&other.settings) {
             return Err(Error::InvalidOption(
                 "cannot join texts tokenized by another model or with other options".into(),
             ));
@@ -107,6 +109,9 @@ impl Tokenized {
     }
 
     /// Texts `range` as a `Tokenized` of their own (a batcher splitting a large request).
+    ///
+    /// # Panics
+    /// If `range` goes past [`len`](Self::len), as slicing does.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Tokenized {
         let mut out = Tokenized::new(self.settings);
         for i in range {

@@ -303,3 +303,85 @@ fn sentence_transformers_layout_loads() {
         .unwrap();
     assert!(sembed::cosine(a.row(0), b.row(0)) > 0.999999);
 }
+
+/// A sentence-transformers `StaticEmbedding` folder made from the reference table: the same rows,
+/// sentence-transformers' rules (every token's row, unknown ones too; no limit) and the Normalize
+/// module after it when modules.json has one.
+fn st_layout(normalize: bool, extra: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf) {
+    let src = data("m2v-minilm-256");
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("st-static");
+    let sub = m.join("0_StaticEmbedding");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::copy(src.join("tokenizer.json"), sub.join("tokenizer.json")).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor("embeddings").unwrap();
+    let view =
+        safetensors::tensor::TensorView::new(t.dtype(), t.shape().to_vec(), t.data()).unwrap();
+    std::fs::write(
+        sub.join("model.safetensors"),
+        safetensors::serialize([("embedding.weight", view)], None).unwrap(),
+    )
+    .unwrap();
+    let mut modules = vec![
+        serde_json::json!({"idx": 0, "name": "0", "path": "0_StaticEmbedding",
+        "type": "sentence_transformers.models.StaticEmbedding"}),
+    ];
+    if normalize {
+        modules.push(
+            serde_json::json!({"idx": 1, "name": "1", "path": "1_Normalize",
+            "type": "sentence_transformers.models.Normalize"}),
+        );
+    }
+    if let Some(kind) = extra {
+        modules.push(serde_json::json!({"idx": 2, "name": "2", "path": "2_X", "type": kind}));
+    }
+    std::fs::write(
+        m.join("modules.json"),
+        serde_json::to_string(&modules).unwrap(),
+    )
+    .unwrap();
+    (dir, m)
+}
+
+#[test]
+fn sentence_transformers_static_embedding_layout() {
+    let m2v = m2v();
+    let (_d, dir) = st_layout(true, None);
+    let st = Embedder::from_dir(&dir).unwrap();
+    assert!(st.info().architecture.starts_with("StaticEmbedding"));
+    assert_eq!(st.info().max_seq_length, None);
+    assert!(st.info().normalize);
+    let opts = EmbedOptions::default();
+    // Texts without unknown tokens: model2vec's vectors (both normalize; the formulas differ only
+    // for near-zero vectors).
+    let texts = ["A man is playing a guitar.", "two dogs in the snow", ""];
+    let a = st.embed(&texts, &opts).unwrap();
+    let b = m2v.embed(&texts, &opts).unwrap();
+    for (x, y) in a.rows().zip(b.rows()) {
+        for (p, q) in x.iter().zip(y) {
+            assert!((p - q).abs() < 1e-6, "{p} vs {q}");
+        }
+    }
+    // An unknown token: sentence-transformers keeps its row, model2vec drops it.
+    let unk = m2v.tokenizer().unk_id().unwrap();
+    let text = "snow ☃ man";
+    let st_ids = st.token_ids(text, &opts).unwrap();
+    assert!(st_ids.contains(&unk), "{st_ids:?}");
+    assert!(!m2v.token_ids(text, &opts).unwrap().contains(&unk));
+    assert_ne!(
+        st.embed(&[text], &opts).unwrap(),
+        m2v.embed(&[text], &opts).unwrap()
+    );
+    // No Normalize module: plain means.
+    let (_d2, plain) = st_layout(false, None);
+    let p = Embedder::from_dir(&plain).unwrap();
+    let v = p.embed(&["A man is playing a guitar."], &opts).unwrap();
+    let norm: f32 = v.row(0).iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() > 1e-3, "not normalized: {norm}");
+    // A module sembed cannot run after it is refused, not skipped.
+    let (_d3, dense) = st_layout(true, Some("sentence_transformers.models.Dense"));
+    let err = Embedder::from_dir(&dense).unwrap_err().to_string();
+    assert!(err.contains("module after StaticEmbedding"), "{err}");
+}

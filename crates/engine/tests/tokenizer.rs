@@ -206,3 +206,24 @@ fn vocabulary_fast_scan_and_serde_path_agree() {
         );
     }
 }
+
+/// The specials around a single text, for any template: `<s> $A </s>`, `$A </s>`, `<s> <s> $A`.
+#[test]
+fn special_ids_follow_the_post_processor() {
+    let path = data("fixtures/tiny-xlmr-mean/tokenizer.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let tok = |json: &serde_json::Value| {
+        sembed::Tokenizer::from_json(json.to_string().as_bytes(), &path)
+            .unwrap()
+            .special_ids()
+            .unwrap()
+    };
+    assert_eq!(tok(&json), (vec![0], vec![2]));
+    let s = |id: &str| serde_json::json!({"SpecialToken": {"id": id, "type_id": 0}});
+    let a = serde_json::json!({"Sequence": {"id": "A", "type_id": 0}});
+    json["post_processor"]["single"] = serde_json::json!([a.clone(), s("</s>")]);
+    assert_eq!(tok(&json), (vec![], vec![2]));
+    json["post_processor"]["single"] = serde_json::json!([s("<s>"), s("<s>"), a]);
+    assert_eq!(tok(&json), (vec![0, 0], vec![]));
+}

@@ -44,14 +44,23 @@ pub fn run(args: EmbedArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let opts = args.run.options();
     // Every option checked against the model before anything is read or written.
     model.tokenize(&[] as &[&str], &opts)?;
+    let dim = opts.truncate_dim.unwrap_or(model.dim());
     let calibration = match &args.calibration {
         Some(p) => {
             let e = output::read_npy(p).context("cannot use the calibration embeddings")?;
-            Some(Ranges::of(&e).context("the calibration file holds no embeddings")?)
+            let r = Ranges::of(&e).context("the calibration file holds no embeddings")?;
+            if r.dim() != dim {
+                return Err(sembed::Error::InvalidOption(format!(
+                    "{}: calibration embeddings of {} dimensions for vectors of {dim}",
+                    p.display(),
+                    r.dim()
+                ))
+                .into());
+            }
+            Some(r)
         }
         None => None,
     };
-    let dim = opts.truncate_dim.unwrap_or(model.dim());
     let (width, descr) = match precision {
         Precision::Float32 => (dim, "<f4"),
         Precision::Int8 => (dim, "|i1"),
@@ -81,6 +90,10 @@ pub fn run(args: EmbedArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
             let tmp = path.with_file_name(format!(".{name}.sembed-{}", std::process::id()));
             let f =
                 File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+            // A file replaced keeps its permissions.
+            if let Ok(m) = std::fs::metadata(path) {
+                let _ = std::fs::set_permissions(&tmp, m.permissions());
+            }
             let result = open(Sink::File(BufWriter::new(f)))
                 .map_err(anyhow::Error::from)
                 .and_then(|w| job.run(&input, w))
@@ -106,7 +119,19 @@ pub fn run(args: EmbedArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Standard output: a file it is redirected to can be rewound (so `-f npy > e.npy` streams too),
+/// unless opened for appending; anything else is a stream.
 fn stdout() -> Sink {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() {
+            let file = File::from(fd);
+            if file.metadata().is_ok_and(|m| m.is_file()) && !output::appends(&file) {
+                return Sink::File(BufWriter::with_capacity(1 << 16, file));
+            }
+        }
+    }
     Sink::Stream(Box::new(BufWriter::with_capacity(
         1 << 16,
         std::io::stdout(),
@@ -142,30 +167,38 @@ impl Job<'_> {
         let (mut done, mut bytes, mut truncated) = (0usize, 0u64, 0usize);
         while let Some(first) = input.next() {
             let mut chunk = first?;
-            // Whatever else has arrived joins this call, up to CHUNK texts.
+            // Whatever else has arrived joins this call, up to CHUNK texts. An input error after
+            // it waits until the texts before it are written.
+            let mut failed = None;
             while chunk.len() < CHUNK {
                 match input.ready() {
-                    Some(next) => chunk.extend(next?),
+                    Some(Ok(next)) => chunk.extend(next),
+                    Some(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
                     None => break,
                 }
             }
             let texts = chunk.strs();
-            let (e, report) = self
-                .model
-                .embed_with_report(&texts, self.opts)
-                .map_err(|err| match err {
-                    // Chunk-relative index → position in the whole input.
-                    sembed::Error::TooLong {
-                        index,
-                        max,
-                        preview,
-                    } => sembed::Error::TooLong {
-                        index: index + done,
-                        max,
-                        preview,
-                    },
-                    other => other,
-                })?;
+            let (e, report) = self.model.embed_with_report(&texts, self.opts).map_err(
+                |err| -> anyhow::Error {
+                    match err {
+                        // Chunk-relative index → position in the whole input, and its line.
+                        sembed::Error::TooLong {
+                            index,
+                            max,
+                            preview,
+                        } => anyhow::Error::new(sembed::Error::TooLong {
+                            index: index + done,
+                            max,
+                            preview,
+                        })
+                        .context(input.locate(chunk.line(index))),
+                        other => other.into(),
+                    }
+                },
+            )?;
             truncated += report.truncated;
             done += texts.len();
             bytes += chunk.bytes;
@@ -183,6 +216,9 @@ impl Job<'_> {
                 held.push((chunk, e));
             }
             progress.update(done as u64, bytes, done > CHUNK);
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         if !streaming {
             let all: Vec<f32> = held

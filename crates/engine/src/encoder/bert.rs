@@ -3,8 +3,8 @@
 //! Hugging Face checkpoints (`encoder.layer.N.attention.self.query`, MPNet's `attention.attn.q`, ...);
 //! each layer has `load` and `forward`. The flavours differ only in position ids (RoBERTa and MPNet
 //! count from `padding_idx + 1`), token types (absent in MPNet), tensor names, and MPNet's relative
-//! position bias added to every attention score. Sequences are *packed*: a batch is the concatenation of its
-//! sequences' tokens, so no work is spent on padding; attention runs per sequence.
+//! position bias added to every attention score. A [`Batch`] is the concatenation of its sequences'
+//! tokens (no padding, so no work is spent on it); attention runs per sequence.
 
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;

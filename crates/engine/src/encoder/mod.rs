@@ -58,8 +58,8 @@ pub(crate) struct Schedule {
 
 /// A loaded sentence-transformers Transformer module with the Pooling and Dense modules after it.
 pub(crate) struct Transformer {
-    // Declared first so it is dropped (its thread joined) before the mapping it reads. Taken
-    // (joined) early when the layers are copied to huge pages.
+    // Joined before the layers are copied to huge pages (it must not map again what the copy
+    // releases), else when the model is dropped. It keeps the mapping alive itself.
     prefetch: Mutex<Option<Prefetch>>,
     encoder: Encoder,
     residency: ResidencyState,
@@ -72,13 +72,8 @@ pub(crate) struct Transformer {
 impl Transformer {
     /// Starts mapping the encoder layers' pages of `weights` in the background (while the
     /// tokenizer is parsed, say).
-    ///
-    /// # Safety
-    /// The guard must be dropped before `weights`: pass both to [`new`](Self::new), or drop the
-    /// guard first.
-    pub(crate) unsafe fn prefetch(weights: &SafeTensors) -> Prefetch {
-        // SAFETY: forwarded to the caller.
-        unsafe { Prefetch::spawn(weights.page_ranges(|n| n.contains("encoder."))) }
+    pub(crate) fn prefetch(weights: &SafeTensors) -> Prefetch {
+        weights.prefetch(|n| n.contains("encoder."))
     }
 
     /// The encoder over `weights` (whose pages `prefetch` maps), then `pooling` and `dense`.
@@ -90,8 +85,6 @@ impl Transformer {
         (pooling, dense): (Pooling, Vec<Dense>),
         (cpu, residency): (CpuLevel, Residency),
     ) -> Result<Self> {
-        // The guard goes into `prefetch`, declared before `encoder` (which owns the mapping), so it
-        // is dropped — its thread joined — first.
         let encoder =
             Encoder::try_new(weights, |w| BertModel::load(w, config, flavor, config_path))?;
         let t = Transformer {
@@ -331,16 +324,6 @@ mod tests {
     use crate::ops::{Floats, Weight};
     use crate::weights::Mat;
 
-    fn levels() -> Vec<CpuLevel> {
-        let mut v = vec![CpuLevel::Portable];
-        for l in [CpuLevel::Avx2, CpuLevel::Avx512] {
-            if CpuLevel::detect(l) == l {
-                v.push(l);
-            }
-        }
-        v
-    }
-
     /// The copy holds every layer tensor exactly: matrices packed where packing pays (every
     /// element where the panels put it), else byte for byte; vectors unchanged; all 64-byte
     /// aligned. Checked for f32 (a fixture) and f16 (the built-in model) at every level.
@@ -361,7 +344,7 @@ mod tests {
                 unreachable!("both are transformers")
             };
             let original = t.encoder.borrow_dependent().layers();
-            for cpu in levels() {
+            for cpu in CpuLevel::available() {
                 let Some(copy) = resident::copy_layers(original, t.encoder.borrow_owner(), cpu)
                 else {
                     assert!(!crate::memory::huge_pages_available());

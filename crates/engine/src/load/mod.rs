@@ -41,7 +41,7 @@ pub(crate) fn load(src: Source, name: String, opts: &LoadOptions) -> Result<Embe
             .read("config.json")?
             .is_some_and(|c| String::from_utf8_lossy(&c).contains("\"model2vec\"")) =>
         {
-            let parts = load_static(files, name, "", opts)?;
+            let parts = load_static(files, name, "", &[], opts)?;
             return Ok(Embedder::assemble(parts, opts));
         }
         // A plain HF checkpoint: sentence-transformers adds mean pooling.
@@ -57,7 +57,7 @@ pub(crate) fn load(src: Source, name: String, opts: &LoadOptions) -> Result<Embe
         ));
     };
     let parts = match first.short_kind() {
-        "StaticEmbedding" => load_static(files, name, &first.path, opts)?,
+        "StaticEmbedding" => load_static(files, name, &first.path, rest, opts)?,
         "Transformer" => load_transformer(files, name, first, rest, opts)?,
         _ => {
             return Err(Error::Unsupported {
@@ -136,9 +136,7 @@ fn load_transformer(
         other => other?,
     };
     // Map the encoder's pages in the background while the tokenizer is parsed.
-    // SAFETY: `prefetch` is declared after `weights`, so on an early return it is dropped (its
-    // thread joined) first; otherwise both move into the Transformer, which drops it first.
-    let prefetch = unsafe { Transformer::prefetch(&weights) };
+    let prefetch = Transformer::prefetch(&weights);
     let (tokenizer, tokenizer_file) = load_tokenizer(&files, tdir, &tok_cfg)?;
 
     let hidden = config.hidden_size;
@@ -269,23 +267,45 @@ fn load_tokenizer(files: &Files, tdir: &str, cfg: &TokenizerConfig) -> Result<(T
     ))
 }
 
-/// Loads a Model2Vec static model whose table lives in `dir` (`""` for model2vec's own layout,
-/// `0_StaticEmbedding` for sentence-transformers'), with model2vec 0.10's settings.
-fn load_static(files: Files, name: String, dir: &str, opts: &LoadOptions) -> Result<Parts> {
+/// Loads a static model whose table lives in `dir`: `""` (or `.`) is model2vec's own layout, run
+/// with model2vec 0.10's rules (config.json's `normalize` and `max_length`, the character
+/// pre-cut, unknown tokens dropped); a folder such as `0_StaticEmbedding` is sentence-transformers'
+/// `StaticEmbedding`, run as it runs it (mean of every token's row, no limit) followed by the
+/// modules after it (`rest`: a Normalize module).
+fn load_static(
+    files: Files,
+    name: String,
+    dir: &str,
+    rest: &[ModuleEntry],
+    opts: &LoadOptions,
+) -> Result<Parts> {
     let dir = if dir == "." { "" } else { dir };
     let st_layout = !dir.is_empty();
-    let config_rel = if st_layout {
-        "config_sentence_transformers.json"
+    let mut normalize_module = false;
+    for m in rest {
+        match m.short_kind() {
+            "Normalize" => normalize_module = true,
+            _ => {
+                return Err(Error::Unsupported {
+                    what: "module after StaticEmbedding",
+                    name: m.kind.clone(),
+                });
+            }
+        }
+    }
+    type Norm = fn(&mut [f32]);
+    let (normalize, max_length, norm): (bool, Option<usize>, Norm) = if st_layout {
+        (normalize_module, None, crate::normalize::l2_normalize)
     } else {
-        "config.json"
-    };
-    let config: serde_json::Value = files.json(config_rel)?.unwrap_or_default();
-    // model2vec 0.10: a missing `normalize` means false; a missing `max_length` means 512 and an
-    // explicit null means no limit.
-    let normalize = config["normalize"].as_bool().unwrap_or(false);
-    let max_length = match config.get("max_length") {
-        None => Some(512),
-        Some(v) => v.as_u64().map(|n| n as usize),
+        // model2vec 0.10: a missing `normalize` means false; a missing `max_length` means 512 and
+        // an explicit null means no limit.
+        let config: serde_json::Value = files.json("config.json")?.unwrap_or_default();
+        let max_length = match config.get("max_length") {
+            None => Some(512),
+            Some(v) => v.as_u64().map(|n| n as usize),
+        };
+        let normalize = config["normalize"].as_bool().unwrap_or(false);
+        (normalize, max_length, crate::static_model::normalize)
     };
     // sentence-transformers prepends prompts for any model; model2vec's own layout has none.
     let prompts = if st_layout {
@@ -306,11 +326,16 @@ fn load_static(files: Files, name: String, dir: &str, opts: &LoadOptions) -> Res
     };
     let vocab = tokenizer.vocab_size();
     let cpu = opts.cpu.level();
-    let lookup = StaticLookup::new(weights, tensor, vocab, cpu)?;
+    let lookup = StaticLookup::new(weights, (tensor, vocab), norm, cpu)?;
     let info = ModelInfo {
         name,
         kind: ModelKind::Static,
-        architecture: "StaticModel (Model2Vec)".to_string(),
+        architecture: if st_layout {
+            "StaticEmbedding (sentence-transformers)"
+        } else {
+            "StaticModel (Model2Vec)"
+        }
+        .to_string(),
         layers: 0,
         hidden_size: lookup.dim(),
         dim: lookup.dim(),
@@ -330,12 +355,14 @@ fn load_static(files: Files, name: String, dir: &str, opts: &LoadOptions) -> Res
         source: files.describe(),
         digest: files.digest.clone(),
     };
-    let unk_id = tokenizer.unk_id();
+    // sentence-transformers keeps unknown tokens; model2vec drops them.
+    let unk_id = if st_layout { None } else { tokenizer.unk_id() };
     Ok(Parts {
         text: TextPolicy {
             tokenizer,
             rules: Rules::Static {
                 default_max: max_length,
+                precut: !st_layout,
                 median_token_length: std::sync::OnceLock::new(),
                 unk_id,
             },

@@ -2,9 +2,9 @@
 //! caller's cap and what the CPU has) and passed down to every kernel call, so two models in one
 //! process may use different levels; nothing here reads the environment.
 
-/// The widest vector instruction set a model's kernels use.
+/// An instruction set, as a cap or a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum CpuLevel {
+pub(crate) enum Isa {
     /// Plain Rust loops (and `matrixmultiply`'s own kernels).
     Portable,
     /// AVX2 + FMA + F16C.
@@ -13,43 +13,77 @@ pub(crate) enum CpuLevel {
     Avx512,
 }
 
+/// An instruction set this CPU has: only [`detect`](Self::detect) makes one above portable, so
+/// the kernels may rely on it (their `unsafe` dispatch does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CpuLevel(Isa);
+
 impl CpuLevel {
     /// The best level this CPU supports, at most `cap`.
-    pub(crate) fn detect(cap: CpuLevel) -> CpuLevel {
+    pub(crate) fn detect(cap: Isa) -> CpuLevel {
         #[cfg(target_arch = "x86_64")]
         {
             let avx2 = std::is_x86_feature_detected!("avx2")
                 && std::is_x86_feature_detected!("fma")
                 && std::is_x86_feature_detected!("f16c");
             let best = if avx2 && std::is_x86_feature_detected!("avx512f") {
-                CpuLevel::Avx512
+                Isa::Avx512
             } else if avx2 {
-                CpuLevel::Avx2
+                Isa::Avx2
             } else {
-                CpuLevel::Portable
+                Isa::Portable
             };
-            best.min(cap)
+            CpuLevel(best.min(cap))
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = cap;
-            CpuLevel::Portable
+            CpuLevel(Isa::Portable)
         }
+    }
+
+    /// The best level this CPU supports.
+    #[cfg(test)]
+    pub(crate) fn best() -> CpuLevel {
+        Self::detect(Isa::Avx512)
+    }
+
+    /// Plain loops: every CPU has them.
+    pub(crate) fn portable() -> CpuLevel {
+        CpuLevel(Isa::Portable)
+    }
+
+    /// Every level this CPU supports, portable first (for tests of each kernel).
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<CpuLevel> {
+        let mut v = vec![Self::portable()];
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            let l = Self::detect(isa);
+            if l.0 == isa {
+                v.push(l);
+            }
+        }
+        v
+    }
+
+    /// The instruction set.
+    pub(crate) fn isa(self) -> Isa {
+        self.0
     }
 
     /// Its name as `sembed info` shows it.
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            CpuLevel::Portable => "portable",
-            CpuLevel::Avx2 => "avx2",
-            CpuLevel::Avx512 => "avx512",
+        match self.0 {
+            Isa::Portable => "portable",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
         }
     }
 
     /// Whether the AVX2 + FMA + F16C kernels may run (every level above portable has them).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn has_avx2(self) -> bool {
-        self >= CpuLevel::Avx2
+        self.0 >= Isa::Avx2
     }
 }
 
@@ -59,8 +93,9 @@ mod tests {
 
     #[test]
     fn a_cap_is_never_exceeded() {
-        assert_eq!(CpuLevel::detect(CpuLevel::Portable), CpuLevel::Portable);
-        assert!(CpuLevel::detect(CpuLevel::Avx2) <= CpuLevel::Avx2);
-        assert!(CpuLevel::detect(CpuLevel::Avx512) >= CpuLevel::detect(CpuLevel::Avx2));
+        assert_eq!(CpuLevel::detect(Isa::Portable).isa(), Isa::Portable);
+        assert!(CpuLevel::detect(Isa::Avx2).isa() <= Isa::Avx2);
+        assert!(CpuLevel::best().isa() >= CpuLevel::detect(Isa::Avx2).isa());
+        assert_eq!(CpuLevel::available()[0], CpuLevel::portable());
     }
 }

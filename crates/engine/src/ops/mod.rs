@@ -9,7 +9,7 @@ pub(crate) mod packed;
 mod skinny;
 mod team;
 
-pub(crate) use cpu::CpuLevel;
+pub(crate) use cpu::{CpuLevel, Isa};
 pub(crate) use packed::Panels;
 pub(crate) use team::{Team, Weights, team_pays};
 
@@ -463,7 +463,7 @@ mod tests {
             out_dim: n,
         };
         let (mut y1, mut y2, mut buf) = (vec![0.0; 3 * n], vec![0.0; 3 * n], Vec::new());
-        let cpu = CpuLevel::detect(CpuLevel::Avx512);
+        let cpu = CpuLevel::best();
         lin(Mat::F32(Cow::Borrowed(&w))).forward(&x, &mut y1, 3, &mut buf, None, cpu);
         lin(Mat::F16(Cow::Borrowed(&wh))).forward(&x, &mut y2, 3, &mut buf, None, cpu);
         // These weights are exact in f16, so the results must agree to rounding.
@@ -483,7 +483,7 @@ mod tests {
             .zip(&row)
             .map(|(o, v)| o + 0.5 * v.to_f32())
             .collect();
-        for cpu in [CpuLevel::detect(CpuLevel::Avx512), CpuLevel::Portable] {
+        for cpu in CpuLevel::available() {
             let mut got = got.clone();
             axpy_f16(&mut got, &row, 0.5, cpu);
             for (a, b) in got.iter().zip(&want) {

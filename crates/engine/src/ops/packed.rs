@@ -9,7 +9,7 @@
 //! Tiles: 12 rows × 32 features with AVX-512 (24 accumulators of 32 registers), 6 × 16 with AVX2
 //! (12 of 16). Half-precision panels stay half and are widened in registers.
 
-use super::{CpuLevel, Floats, cap};
+use super::{CpuLevel, Floats, Isa, cap};
 
 /// Packed weights: feature `j`'s value for input `kk` sits at `((j / nr) · k + kk) · nr + j % nr`;
 /// the last panel is zero-padded to `nr` features.
@@ -23,10 +23,10 @@ pub(crate) struct Panels<'a> {
 
 /// The panel width a level's kernel uses (the packing must match it).
 pub(crate) fn panel_width(cpu: CpuLevel) -> usize {
-    match cpu {
-        CpuLevel::Avx512 => 32,
-        CpuLevel::Avx2 => 16,
-        CpuLevel::Portable => 8,
+    match cpu.isa() {
+        Isa::Avx512 => 32,
+        Isa::Avx2 => 16,
+        Isa::Portable => 8,
     }
 }
 
@@ -34,7 +34,7 @@ pub(crate) fn panel_width(cpu: CpuLevel) -> usize {
 /// `matrixmultiply` (which has its own kernels for other architectures), so there weights stay
 /// as stored.
 pub(crate) fn worth_packing(cpu: CpuLevel) -> bool {
-    cpu != CpuLevel::Portable
+    cpu.isa() != Isa::Portable
 }
 
 /// Elements of the packed form of an `[n, k]` matrix.
@@ -82,10 +82,10 @@ impl<'a> Panels<'a> {
 
 /// Rows of `x` per tile for a level's kernel.
 fn tile_rows(cpu: CpuLevel) -> usize {
-    match cpu {
-        CpuLevel::Avx512 => 12,
-        CpuLevel::Avx2 => 6,
-        CpuLevel::Portable => 4,
+    match cpu.isa() {
+        Isa::Avx512 => 12,
+        Isa::Avx2 => 6,
+        Isa::Portable => 4,
     }
 }
 
@@ -121,14 +121,14 @@ pub(crate) fn matmul(
                 let panel = w.columns(j, cols);
                 let x = &x[i0 * k..];
                 let y = &mut y[i0 * ldy + j..];
-                match cpu {
-                    // SAFETY (both): the level's features were detected at load; the asserts above
+                match cpu.isa() {
+                    // SAFETY (both): a CpuLevel of this Isa exists only if the CPU has it; the asserts above
                     // bound every access (`rows` rows of `x` and `y`, one panel, `cols` ≤ nr
                     // outputs per row).
                     #[cfg(target_arch = "x86_64")]
-                    CpuLevel::Avx512 => unsafe { avx512::tile(x, panel, y, rows, cols, ldy) },
+                    Isa::Avx512 => unsafe { avx512::tile(x, panel, y, rows, cols, ldy) },
                     #[cfg(target_arch = "x86_64")]
-                    CpuLevel::Avx2 => unsafe { avx2::tile(x, panel, y, rows, cols, ldy) },
+                    Isa::Avx2 => unsafe { avx2::tile(x, panel, y, rows, cols, ldy) },
                     _ => portable_tile(x, panel, y, rows, cols, ldy),
                 }
             }
@@ -309,7 +309,7 @@ packed_kernel!(
 /// Best-of-20 rate of [`matmul`] on one thread at `[m, k] · [k, n]` (f32 panels), in GFLOP/s: the
 /// "GEMM peak" `benches/latency.rs` reports beside `matrixmultiply`'s.
 pub(crate) fn rate_gflops(m: usize, k: usize, n: usize) -> f64 {
-    let cpu = CpuLevel::detect(CpuLevel::Avx512);
+    let cpu = CpuLevel::detect(Isa::Avx512);
     let nr = panel_width(cpu);
     let x = vec![0.5f32; m * k];
     let w = vec![0.25f32; n * k];
@@ -338,20 +338,9 @@ mod tests {
 
     /// Against a plain triple loop, f32 and f16 panels, on shapes with ragged row tiles, a ragged
     /// last panel, several L2 blocks, and an output stride wider than the product.
-    /// Every level this CPU can run.
-    fn levels() -> Vec<CpuLevel> {
-        let mut v = vec![CpuLevel::Portable];
-        for l in [CpuLevel::Avx2, CpuLevel::Avx512] {
-            if CpuLevel::detect(l) == l {
-                v.push(l);
-            }
-        }
-        v
-    }
-
     #[test]
     fn packed_matmul_matches_reference() {
-        for cpu in levels() {
+        for cpu in CpuLevel::available() {
             let nr = panel_width(cpu);
             for (m, k, n) in [
                 (1, 8, 5),

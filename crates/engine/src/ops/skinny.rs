@@ -10,7 +10,7 @@
 //! portable loop. The taller AVX-512 tiles took warm f32 single-sentence latency from 2.02–2.31 to
 //! 1.92–1.95 ms (three interleaved runs each, weights in huge pages).
 
-use super::{CpuLevel, Floats, cap};
+use super::{CpuLevel, Floats, Isa, cap};
 
 /// Weight rows `[n, k]` in their stored type.
 pub(crate) type Rows<'a> = Floats<'a>;
@@ -37,13 +37,13 @@ pub(crate) fn matmul_nt(
 ) {
     assert!(x.len() >= m * k && ldy >= n && (m == 0 || y.len() >= (m - 1) * ldy + n));
     assert!(w.len() >= n * k);
-    match cpu {
-        // SAFETY (both): the level's CPU features were detected at load; the bounds the kernels
-        // rely on were asserted above.
+    match cpu.isa() {
+        // SAFETY (both): a CpuLevel of this Isa exists only if the CPU has it (CpuLevel::detect);
+        // the bounds the kernels rely on were asserted above.
         #[cfg(target_arch = "x86_64")]
-        CpuLevel::Avx512 => unsafe { avx512::matmul_nt(x, w, y, m, k, n, ldy) },
+        Isa::Avx512 => unsafe { avx512::matmul_nt(x, w, y, m, k, n, ldy) },
         #[cfg(target_arch = "x86_64")]
-        CpuLevel::Avx2 => unsafe { avx2::matmul_nt(x, w, y, m, k, n, ldy) },
+        Isa::Avx2 => unsafe { avx2::matmul_nt(x, w, y, m, k, n, ldy) },
         _ => portable(x, w, y, m, k, n, ldy),
     }
 }
@@ -308,18 +308,6 @@ mod tests {
 
     type KernelFn = fn(&[f32], Rows<'_>, &mut [f32], usize, usize, usize, usize);
 
-    fn dispatch(cpu: CpuLevel) -> KernelFn {
-        match cpu {
-            CpuLevel::Avx512 => {
-                |x, w, y, m, k, n, l| matmul_nt(x, w, y, m, k, n, l, CpuLevel::Avx512)
-            }
-            CpuLevel::Avx2 => |x, w, y, m, k, n, l| matmul_nt(x, w, y, m, k, n, l, CpuLevel::Avx2),
-            CpuLevel::Portable => {
-                |x, w, y, m, k, n, l| matmul_nt(x, w, y, m, k, n, l, CpuLevel::Portable)
-            }
-        }
-    }
-
     fn close(got: &[f32], want: &[f32], what: &str) {
         for (a, b) in got.iter().zip(want) {
             assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{what}: {a} vs {b}");
@@ -330,8 +318,8 @@ mod tests {
     /// shapes with ragged row, column and k edges.
     #[test]
     fn kernels_match_portable_for_all_edge_shapes() {
-        let best = CpuLevel::detect(CpuLevel::Avx512);
-        let mut kernels: Vec<(&str, KernelFn)> = vec![("dispatch", dispatch(best))];
+        let best = CpuLevel::best();
+        let mut kernels: Vec<(&str, KernelFn)> = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx2")
@@ -381,6 +369,14 @@ mod tests {
                     let mut got = vec![0.5f32; m * n];
                     kernel(&x, rows, &mut got, m, k, n, n);
                     close(&got, &want, &format!("{name} {m}x{k}x{n}"));
+                }
+            }
+            // The dispatch, at every level this CPU has.
+            for cpu in CpuLevel::available() {
+                for rows in [Floats::F32(&w), Floats::F16(&wh)] {
+                    let mut got = vec![0.5f32; m * n];
+                    matmul_nt(&x, rows, &mut got, m, k, n, n, cpu);
+                    close(&got, &want, &format!("{cpu:?} {m}x{k}x{n}"));
                 }
             }
             // A column split, as the two-thread path does it: left half in place, right half strided.

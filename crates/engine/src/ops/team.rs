@@ -97,6 +97,11 @@ pub(crate) struct Team<'w> {
     unclaimed: AtomicU64,
     finished: AtomicUsize,
     quit: AtomicBool,
+    /// The helper panicked (a bug): the caller must not wait for it.
+    failed: AtomicBool,
+    /// Tests: the helper panics on its next job.
+    #[cfg(test)]
+    fail_next: AtomicBool,
     job: Mutex<Job<'w>>,
 }
 
@@ -107,11 +112,14 @@ impl<'w> Team<'w> {
             unclaimed: AtomicU64::new(0),
             finished: AtomicUsize::new(0),
             quit: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_next: AtomicBool::new(false),
             job: Mutex::new(Job {
                 x: Vec::new(),
                 w: None,
                 dims: (0, 0, 0),
-                cpu: CpuLevel::Portable,
+                cpu: CpuLevel::portable(),
                 y: Vec::new(),
             }),
         }
@@ -119,12 +127,27 @@ impl<'w> Team<'w> {
 
     /// The helper's loop: run each posted job, spin in between, return after [`stop`](Self::stop).
     pub(crate) fn serve(&self) {
+        // Should the helper panic, say so, or the caller would wait for its share forever.
+        struct Failed<'a>(&'a AtomicBool);
+        impl Drop for Failed<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.store(true, Ordering::Release);
+                }
+            }
+        }
+        let _failed = Failed(&self.failed);
         let mut seen = 0;
         let mut idle = 0u32;
         loop {
             let posted = self.posted.load(Ordering::Acquire);
             if posted != seen {
                 seen = posted;
+                #[cfg(test)]
+                assert!(
+                    !self.fail_next.swap(false, Ordering::AcqRel),
+                    "injected helper failure"
+                );
                 let mut job = self.job.lock().unwrap_or_else(|p| p.into_inner());
                 let Job {
                     x,
@@ -153,6 +176,12 @@ impl<'w> Team<'w> {
                 idle = backoff(idle);
             }
         }
+    }
+
+    /// Makes the helper panic on its next job (tests of what happens then).
+    #[cfg(test)]
+    pub(crate) fn fail_next_job(&self) {
+        self.fail_next.store(true, Ordering::Release);
     }
 
     /// Ends [`serve`](Self::serve).
@@ -213,6 +242,10 @@ impl<'w> Team<'w> {
         }
         let mut idle = 0;
         while self.finished.load(Ordering::Acquire) != ticket {
+            assert!(
+                !self.failed.load(Ordering::Acquire),
+                "the helper thread of a matrix product panicked"
+            );
             idle = backoff(idle);
         }
         // Everything from where the two ends met was computed by the helper.
@@ -267,7 +300,7 @@ mod tests {
     /// buffer is reused across shapes).
     #[test]
     fn split_matmul_equals_one_thread() {
-        let cpu = CpuLevel::detect(CpuLevel::Avx512);
+        let cpu = CpuLevel::best();
         let nr = packed::panel_width(cpu);
         let shapes = [
             (5, 24, 37),

@@ -236,13 +236,26 @@ impl Tokenizer {
     pub fn special_ids(&self) -> Result<(Vec<u32>, Vec<u32>)> {
         match &self.backend {
             Backend::Native(wp) => Ok((wp.prefix_ids.clone(), wp.suffix_ids.clone())),
-            Backend::Hf { .. } => {
-                // An empty text encodes to exactly the specials; split them as `X $A Y` does.
-                let ids = self.encode("", usize::MAX)?;
-                match ids.as_slice() {
-                    [] => Ok((Vec::new(), Vec::new())),
-                    [a, rest @ ..] => Ok((vec![*a], rest.to_vec())),
+            Backend::Hf { tok, .. } => {
+                // A short text's ids, found inside its encoding with specials: what is before and
+                // after them is the post-processor's (`X $A Y`, `$A Y`, `X X $A`, ...).
+                for probe in ["a", "x", "hello", "1", "."] {
+                    let bare = tok
+                        .encode(probe, false)
+                        .map_err(|e| Error::Tokenizer(e.to_string()))?
+                        .get_ids()
+                        .to_vec();
+                    if bare.is_empty() {
+                        continue;
+                    }
+                    let full = self.encode(probe, usize::MAX)?;
+                    if let Some(at) = full.windows(bare.len()).position(|w| w == bare) {
+                        return Ok((full[..at].to_vec(), full[at + bare.len()..].to_vec()));
+                    }
                 }
+                // No probe text survives tokenizing: all of an empty text's ids are specials.
+                let ids = self.encode("", usize::MAX)?;
+                Ok((Vec::new(), ids))
             }
         }
     }

@@ -7,7 +7,6 @@
 mod mat;
 
 use std::borrow::Cow;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -121,13 +120,20 @@ impl SafeTensors {
         self.tensors.get(name).map(|i| self.raw(i))
     }
 
-    /// Address ranges of the tensors matching `wanted` (for `crate::memory::Prefetch`).
-    pub(crate) fn page_ranges(&self, wanted: impl Fn(&str) -> bool) -> Vec<Range<usize>> {
-        self.tensors
+    /// Maps the pages of the tensors matching `wanted` in a background thread (see
+    /// [`Prefetch`](crate::memory::Prefetch)); the thread keeps the bytes alive.
+    pub(crate) fn prefetch(&self, wanted: impl Fn(&str) -> bool) -> crate::memory::Prefetch {
+        let ranges = self
+            .tensors
             .iter()
             .filter(|(n, _)| wanted(n))
             .map(|(_, i)| crate::memory::outer_pages(self.raw(i)))
-            .collect()
+            .collect();
+        if !self.bytes.is_file_backed() {
+            // Bytes in memory already: nothing to map.
+            return crate::memory::Prefetch::spawn(self.bytes.clone(), Vec::new());
+        }
+        crate::memory::Prefetch::spawn(self.bytes.clone(), ranges)
     }
 
     /// A large table read one row at a time (the word embeddings); see [`RowTable`].
