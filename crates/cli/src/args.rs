@@ -21,7 +21,8 @@ pub struct GlobalArgs {
     /// No notes or progress on stderr (errors are still printed).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
-    /// When to colour messages on stderr: auto (a terminal, unless NO_COLOR is set), always, never.
+    /// When to use colour (messages on stderr, search hits on stdout): auto (a terminal, unless
+    /// NO_COLOR is set), always, never.
     #[arg(
         long,
         value_enum,
@@ -47,6 +48,16 @@ pub enum Command {
     Similarity(SimilarityArgs),
     /// Show what a model is: architecture, dimensions, max length, pooling, normalization, source.
     Info(InfoArgs),
+    /// Search files by meaning: the best chunks for QUERY under PATHs (default: this folder),
+    /// from an index that only re-embeds what changed.
+    #[command(after_help = SEARCH_AFTER)]
+    Search(SearchArgs),
+    /// Build or update the search index for PATHs without searching, and say what was done; or
+    /// show what the index holds (--stats), or delete it (--clear).
+    Index(IndexArgs),
+    /// The embedding cache of `sembed embed --cache`: what it holds, or clear it.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Distill a transformer into a Model2Vec static model (as Python model2vec's distill()).
     #[cfg(feature = "distill")]
     Distill(DistillArgs),
@@ -70,6 +81,189 @@ pub enum Command {
         #[arg(long, value_name = "DIR", conflicts_with = "command")]
         dir: Option<PathBuf>,
     },
+}
+
+const SEARCH_AFTER: &str = "\
+Examples:
+  sembed search 'how are retries configured' src docs
+  sembed search -k 3 --json 'error handling' | jq .path
+  sembed search --mode lexical 'ECONNRESET'
+  journalctl -b | sembed search 'disk is failing' -
+
+The index lives in the user cache folder ($XDG_CACHE_HOME/sembed/index.sqlite) unless --index
+says otherwise, never in the searched tree. Scores: cosine similarity (semantic), BM25 (lexical),
+reciprocal-rank fusion of both (hybrid; --threshold then compares the cosine).
+
+Exit status: 0 if a hit was printed, 1 if there was none, 2 on an error.";
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// What the cache holds: vectors, bytes, and the index beside it.
+    Stats {
+        #[command(flatten)]
+        at: CacheDirArg,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the cached vectors (those no search index uses); the index stays.
+    Clear {
+        #[command(flatten)]
+        at: CacheDirArg,
+    },
+}
+
+/// Where the cache (and the default search index) is.
+#[derive(Debug, Args)]
+pub struct CacheDirArg {
+    /// The folder of the cache database `index.sqlite` (default: $XDG_CACHE_HOME/sembed).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Which files a search looks at (as ripgrep chooses them).
+#[derive(Debug, Args)]
+pub struct WalkArgs {
+    /// Search hidden files and folders too.
+    #[arg(long, short = '.')]
+    pub hidden: bool,
+    /// Do not honour .gitignore, .ignore and the like.
+    #[arg(long)]
+    pub no_ignore: bool,
+    /// Only files matching GLOB (repeatable; `!GLOB` excludes), as ripgrep's -g.
+    #[arg(long, short = 'g', value_name = "GLOB")]
+    pub glob: Vec<String>,
+    /// Skip files larger than SIZE (suffixes K, M, G), counted in what `index` prints.
+    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = parse_size)]
+    pub max_filesize: u64,
+    /// Follow symbolic links (loops are skipped with a warning).
+    #[arg(long, short = 'L')]
+    pub follow: bool,
+}
+
+impl WalkArgs {
+    pub fn options(&self) -> sembed_index::WalkOptions {
+        sembed_index::WalkOptions {
+            hidden: self.hidden,
+            no_ignore: self.no_ignore,
+            globs: self.glob.clone(),
+            max_filesize: self.max_filesize,
+            follow: self.follow,
+            exclude: Vec::new(),
+        }
+    }
+}
+
+/// `4M` → 4,194,304: K, M and G are powers of 1024, as in ripgrep.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{s:?} is not a size (a number, with K, M or G after it)"))
+}
+
+/// Where the index is and how files are cut.
+#[derive(Debug, Args)]
+pub struct IndexingArgs {
+    /// The index database (default: $XDG_CACHE_HOME/sembed/index.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub index: Option<PathBuf>,
+    /// Most tokens per chunk (default and maximum: what the model takes).
+    #[arg(long, value_name = "N")]
+    pub chunk_tokens: Option<usize>,
+    /// Tokens of whole lines a chunk repeats from the one before it.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub overlap: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 't', value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl IndexingArgs {
+    pub fn options(&self) -> sembed_index::IndexOptions {
+        sembed_index::IndexOptions {
+            chunk_tokens: self.chunk_tokens,
+            overlap_tokens: self.overlap,
+            threads: self.threads.unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ModeArg {
+    Semantic,
+    Lexical,
+    Hybrid,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// What to look for, in plain words.
+    #[arg(value_name = "QUERY")]
+    pub query: String,
+    /// Files or folders to search (default: the current folder); `-` reads standard input as one
+    /// more document.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// How many hits to show.
+    #[arg(long, short = 'k', value_name = "N", default_value_t = 10)]
+    pub top: usize,
+    /// Drop hits below S (cosine similarity; BM25 score with --mode lexical).
+    #[arg(long, value_name = "S")]
+    pub threshold: Option<f32>,
+    /// Print only the files of the best hits, each once, best first (at most --top).
+    #[arg(long, short = 'l')]
+    pub files_with_matches: bool,
+    /// Lines of context around each line shown.
+    #[arg(long, short = 'C', value_name = "N", default_value_t = 0)]
+    pub context: usize,
+    /// JSON Lines: one object per hit, best first: path, start_line, end_line, score, text, …
+    #[arg(long)]
+    pub json: bool,
+    /// Ranking.
+    #[arg(long, value_enum, default_value = "hybrid")]
+    pub mode: ModeArg,
+    /// Search the index as it is, without looking at the files (works when they are gone).
+    #[arg(long)]
+    pub no_update: bool,
+    /// Delete the index first and build it again.
+    #[arg(long, conflicts_with = "no_update")]
+    pub rebuild: bool,
+    #[command(flatten)]
+    pub walk: WalkArgs,
+    #[command(flatten)]
+    pub indexing: IndexingArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Files or folders to index (default: the current folder).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Show what the index holds instead (all models).
+    #[arg(long, conflicts_with = "clear")]
+    pub stats: bool,
+    /// Delete the index (and the embedding cache kept in it), whatever state it is in.
+    #[arg(long)]
+    pub clear: bool,
+    /// Print the report (or --stats) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub walk: WalkArgs,
+    #[command(flatten)]
+    pub indexing: IndexingArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[cfg(feature = "hub")]
@@ -227,6 +421,13 @@ pub struct EmbedArgs {
     /// float32 .npy (n, dim) of embeddings whose per-dimension min/max set the int8/uint8 ranges.
     #[arg(long, value_name = "NPY")]
     pub calibration: Option<PathBuf>,
+    /// Look each text up in the embedding cache and embed only the others (the output is the
+    /// same); bypassed for static models, which compute faster than a lookup.
+    #[arg(long)]
+    pub cache: bool,
+    /// The cache's folder (implies --cache; default: $XDG_CACHE_HOME/sembed).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]

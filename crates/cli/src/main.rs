@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod hits;
 mod input;
 mod model;
 mod output;
@@ -12,6 +13,13 @@ mod progress;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Past a file size limit (`ulimit -f`) a write then fails with EFBIG, reported as an error
+    // (the index keeps its last complete state), instead of the signal killing the process.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let args = <args::Cli as clap::Parser>::parse();
     let printer = printer::Printer::new(&args.global);
     match commands::run(args, &printer) {

@@ -14,6 +14,8 @@ pub struct Printer {
     quiet: bool,
     color: bool,
     tty: bool,
+    when: ColorWhen,
+    no_color: bool,
 }
 
 impl Printer {
@@ -29,6 +31,29 @@ impl Printer {
             quiet: args.quiet,
             color,
             tty,
+            when: args.color,
+            no_color,
+        }
+    }
+
+    /// Whether data on stdout (search hits) is coloured: `--color always`, or auto with stdout a
+    /// terminal and NO_COLOR unset.
+    pub fn color_stdout(&self) -> bool {
+        match self.when {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => !self.no_color && std::io::stdout().is_terminal(),
+        }
+    }
+
+    /// A warning (a file skipped, say), unless `--quiet`.
+    pub fn warning(&self, msg: &str) {
+        if !self.quiet {
+            self.line(
+                "warning",
+                Style::new().bold().fg_color(Some(AnsiColor::Yellow.into())),
+                msg,
+            );
         }
     }
 

@@ -203,3 +203,64 @@ impl Embedding {
         }
     }
 }
+
+/// The progress of an index update on stderr (a terminal, not `--quiet`): files read of those
+/// changed, chunks embedded. Warnings print above it.
+pub struct Indexing<'p> {
+    printer: &'p Printer,
+    started: Instant,
+    bar: Option<ProgressBar>,
+    changed: u64,
+}
+
+impl<'p> Indexing<'p> {
+    pub fn new(printer: &'p Printer) -> Self {
+        Indexing {
+            printer,
+            started: Instant::now(),
+            bar: None,
+            changed: 0,
+        }
+    }
+
+    pub fn event(&mut self, e: sembed_index::Event) {
+        match e {
+            sembed_index::Event::Walked { changed, .. } => self.changed = changed as u64,
+            sembed_index::Event::Indexed { files, embedded } => {
+                if !self.printer.progress() {
+                    return;
+                }
+                // Shown once a run is long enough to wonder about.
+                if self.bar.is_none() && self.started.elapsed() > Duration::from_millis(500) {
+                    let bar = ProgressBar::with_draw_target(
+                        Some(self.changed),
+                        ProgressDrawTarget::stderr(),
+                    )
+                    .with_style(
+                        ProgressStyle::with_template(
+                            "indexing [{bar:30}] {pos}/{len} files, {msg} ({elapsed}, {eta} left)",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    self.bar = Some(bar);
+                }
+                if let Some(bar) = &self.bar {
+                    bar.set_position(files as u64);
+                    bar.set_message(format!("{embedded} chunks embedded"));
+                }
+            }
+            sembed_index::Event::Warning(w) => match &self.bar {
+                Some(bar) => bar.suspend(|| self.printer.warning(&w)),
+                None => self.printer.warning(&w),
+            },
+            _ => {}
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

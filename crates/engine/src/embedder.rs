@@ -274,6 +274,31 @@ impl Embedder {
         Ok(out)
     }
 
+    /// How many tokens of `text` the model sees, without special tokens, prompt or any limit (for
+    /// a chunker filling the model's limit; see [`token_budget`](Self::token_budget)).
+    ///
+    /// ```no_run
+    /// let model = sembed::Embedder::from_dir("models/all-MiniLM-L6-v2")?;
+    /// assert_eq!(model.count_tokens("hello world")?, 2);
+    /// # Ok::<(), sembed::Error>(())
+    /// ```
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        self.text.count(text, &mut TextScratch::default())
+    }
+
+    /// How many tokens of text fit in one sequence with these options: the model's limit (or
+    /// `opts.max_length`) minus the special tokens and the prompt's tokens; `None` when the
+    /// model has no limit (a static model without `max_length`).
+    pub fn token_budget(&self, opts: &EmbedOptions) -> Result<Option<usize>> {
+        let call = self.text.resolve(opts)?;
+        if call.max_len == usize::MAX {
+            return Ok(None);
+        }
+        Ok(Some(
+            call.max_len.saturating_sub(self.text.overhead(&call)?),
+        ))
+    }
+
     /// The first stage: `texts` as token ids, with per-text token counts and which texts were
     /// truncated (see [`Tokenized`]). [`embed_tokenized`](Self::embed_tokenized) finishes the job;
     /// the two together give exactly what [`embed`](Self::embed) gives.

@@ -226,6 +226,47 @@ impl TextPolicy {
         Ok(cut)
     }
 
+    /// How many tokens of `text` the model sees, without special tokens, prompt or any limit
+    /// (model2vec's unknown tokens, which it drops, do not count): what a chunker fills a model's
+    /// limit with.
+    pub(crate) fn count(&self, text: &str, scratch: &mut TextScratch) -> Result<usize> {
+        let TextScratch { tok, lower, .. } = scratch;
+        let mut ids = Vec::new();
+        match &self.rules {
+            Rules::Transformer { lowercase, .. } => {
+                let t = if *lowercase {
+                    lower.clear();
+                    lower.push_str(&text.to_lowercase());
+                    lower.as_str()
+                } else {
+                    text
+                };
+                self.tokenizer
+                    .encode_into(t, usize::MAX, false, &mut ids, tok)?;
+            }
+            Rules::Static { unk_id, .. } => {
+                self.tokenizer
+                    .encode_into(text, usize::MAX, false, &mut ids, tok)?;
+                if let Some(unk) = unk_id {
+                    ids.retain(|id| id != unk);
+                }
+            }
+        }
+        Ok(ids.len())
+    }
+
+    /// Tokens a call adds to every text: the special tokens and the prompt's own.
+    pub(crate) fn overhead(&self, call: &CallText) -> Result<usize> {
+        let mut ids = Vec::new();
+        let all = CallText {
+            max_len: usize::MAX,
+            truncate: true,
+            ..call.clone()
+        };
+        self.encode("", &all, 0, &mut ids, &mut TextScratch::default())?;
+        Ok(ids.len())
+    }
+
     /// Checks caller-given ids (an OpenAI token-array input, distillation's sequences) against the
     /// model and applies the call's limit; `add_special` wraps them in the model's special tokens.
     pub(crate) fn encode_ids(

@@ -68,9 +68,20 @@ pub fn run(args: EmbedArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
         Precision::Binary => (dim.div_ceil(8), "|i1"),
         Precision::Ubinary => (dim.div_ceil(8), "|u1"),
     };
+    let cache = if args.cache || args.cache_dir.is_some() {
+        let db = super::index::cache_db(args.cache_dir.as_deref())?;
+        let c = sembed_index::Cache::open(&db, &model, &opts)?;
+        if let Some(why) = c.bypassed() {
+            printer.note(&format!("--cache is bypassed: {why}"));
+        }
+        Some(std::cell::RefCell::new(c))
+    } else {
+        None
+    };
     let job = Job {
         model: &model,
         opts: &opts,
+        cache: cache.as_ref(),
         dim,
         precision,
         calibration: calibration.as_ref(),
@@ -150,6 +161,8 @@ fn is_plain_target(path: &Path) -> bool {
 struct Job<'a> {
     model: &'a sembed::Embedder,
     opts: &'a sembed::EmbedOptions,
+    /// `--cache`: texts looked up first.
+    cache: Option<&'a std::cell::RefCell<sembed_index::Cache>>,
     /// Width of the float vectors.
     dim: usize,
     precision: Precision,
@@ -165,6 +178,7 @@ impl Job<'_> {
         let mut held: Vec<(Chunk, sembed::Embeddings)> = Vec::new();
         let mut progress = progress::Embedding::new(self.printer, input.size);
         let (mut done, mut bytes, mut truncated) = (0usize, 0u64, 0usize);
+        let (mut hits, mut write_error) = (0usize, None);
         while let Some(first) = input.next() {
             let mut chunk = first?;
             // Whatever else has arrived joins this call, up to CHUNK texts. An input error after
@@ -181,24 +195,48 @@ impl Job<'_> {
                 }
             }
             let texts = chunk.strs();
-            let (e, report) = self.model.embed_with_report(&texts, self.opts).map_err(
-                |err| -> anyhow::Error {
-                    match err {
-                        // Chunk-relative index → position in the whole input, and its line.
-                        sembed::Error::TooLong {
-                            index,
-                            max,
-                            preview,
-                        } => anyhow::Error::new(sembed::Error::TooLong {
-                            index: index + done,
-                            max,
-                            preview,
-                        })
-                        .context(input.locate(chunk.line(index))),
-                        other => other.into(),
-                    }
-                },
-            )?;
+            let result = match self.cache {
+                Some(c) => c
+                    .borrow_mut()
+                    .embed(self.model, &texts, self.opts)
+                    .map_err(|e| match e {
+                        sembed_index::Error::Engine(e) => Ok(e),
+                        other => Err(anyhow::Error::from(other)),
+                    })
+                    .map(|(e, r)| {
+                        hits += r.hits;
+                        if write_error.is_none() {
+                            write_error = r.write_error;
+                        }
+                        (
+                            e,
+                            sembed::EmbedReport {
+                                truncated: r.truncated,
+                            },
+                        )
+                    }),
+                None => self.model.embed_with_report(&texts, self.opts).map_err(Ok),
+            };
+            let (e, report) = result.map_err(|err| -> anyhow::Error {
+                let err = match err {
+                    Ok(e) => e,
+                    Err(other) => return other,
+                };
+                match err {
+                    // Chunk-relative index → position in the whole input, and its line.
+                    sembed::Error::TooLong {
+                        index,
+                        max,
+                        preview,
+                    } => anyhow::Error::new(sembed::Error::TooLong {
+                        index: index + done,
+                        max,
+                        preview,
+                    })
+                    .context(input.locate(chunk.line(index))),
+                    other => other.into(),
+                }
+            })?;
             truncated += report.truncated;
             done += texts.len();
             bytes += chunk.bytes;
@@ -238,6 +276,18 @@ impl Job<'_> {
         }
         progress.finish();
         writer.finish().context("writing output")?;
+        if let Some(c) = self.cache
+            && c.borrow().bypassed().is_none()
+        {
+            self.printer.note(&format!(
+                "cache: {hits} of {done} texts found, {} embedded",
+                done - hits
+            ));
+            if let Some(e) = write_error {
+                self.printer
+                    .warning(&format!("the new vectors could not be cached: {e}"));
+            }
+        }
         if truncated > 0 {
             self.printer.note(&format!(
                 "{truncated} of {done} texts were longer than the model's limit and were truncated \

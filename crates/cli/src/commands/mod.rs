@@ -1,12 +1,15 @@
 //! One file per command; each reaches the library only through its public API.
 
+mod cache;
 mod completions;
 #[cfg(feature = "distill")]
 mod distill;
 mod embed;
+mod index;
 mod info;
 #[cfg(feature = "hub")]
 mod models;
+mod search;
 mod similarity;
 
 use std::process::ExitCode;
@@ -25,6 +28,9 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Embed(a) => embed::run(a, printer),
         Command::Similarity(a) => similarity::run(a, printer),
         Command::Info(a) => info::run(a, printer),
+        Command::Search(a) => Ok(search::run(a, printer)),
+        Command::Index(a) => index::run(a, printer),
+        Command::Cache(c) => cache::run(c, printer),
         #[cfg(feature = "distill")]
         Command::Distill(a) => distill::run(a, printer),
         #[cfg(feature = "hub")]
@@ -36,12 +42,17 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
 
 /// Prints `err` as one line on stderr and picks the exit code. A closed stdout is not an error.
 pub fn report(err: &anyhow::Error, printer: &Printer) -> ExitCode {
+    ExitCode::from(report_code(err, printer))
+}
+
+/// [`report`]'s exit code: 0 for a closed stdout (nothing printed), else 1 or 2.
+pub fn report_code(err: &anyhow::Error, printer: &Printer) -> u8 {
     let broken_pipe = err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     });
     if broken_pipe {
-        return ExitCode::SUCCESS;
+        return 0;
     }
     // One line: the context chain, without repeating a message a wrapper already includes.
     let mut parts: Vec<String> = Vec::new();
@@ -56,9 +67,12 @@ pub fn report(err: &anyhow::Error, printer: &Printer) -> ExitCode {
         matches!(
             e.downcast_ref::<sembed::Error>(),
             Some(sembed::Error::InvalidOption(_))
+        ) || matches!(
+            e.downcast_ref::<sembed_index::Error>(),
+            Some(sembed_index::Error::Invalid(_))
         ) || is_bad_name(e)
     });
-    ExitCode::from(if usage { EXIT_USAGE } else { EXIT_FAILURE })
+    if usage { EXIT_USAGE } else { EXIT_FAILURE }
 }
 
 /// A model name that cannot be a hub id is a usage error, like a bad option.
