@@ -274,8 +274,10 @@ impl Embedder {
         Ok(out)
     }
 
-    /// How many tokens of `text` the model sees, without special tokens, prompt or any limit (for
-    /// a chunker filling the model's limit; see [`token_budget`](Self::token_budget)).
+    /// How long `text` is as the model's limit counts it, without special tokens or prompt: its
+    /// tokens (for a Model2Vec model, the larger of its tokens, unknown ones included, and its
+    /// characters over the median token length, which model2vec's pre-cut counts). A text of at
+    /// most [`token_budget`](Self::token_budget) is never truncated: what a chunker fills.
     ///
     /// ```no_run
     /// let model = sembed::Embedder::from_dir("models/all-MiniLM-L6-v2")?;

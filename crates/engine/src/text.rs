@@ -226,9 +226,10 @@ impl TextPolicy {
         Ok(cut)
     }
 
-    /// How many tokens of `text` the model sees, without special tokens, prompt or any limit
-    /// (model2vec's unknown tokens, which it drops, do not count): what a chunker fills a model's
-    /// limit with.
+    /// The length of `text` that the model's limit is compared with, without special tokens or
+    /// prompt: its tokens for a transformer; for a Model2Vec model the larger of its tokens
+    /// (unknown ones included) and its characters over the median token length (model2vec's
+    /// pre-cut). What a chunker fills the limit with: a text of at most the limit is never cut.
     pub(crate) fn count(&self, text: &str, scratch: &mut TextScratch) -> Result<usize> {
         let TextScratch { tok, lower, .. } = scratch;
         let mut ids = Vec::new();
@@ -244,11 +245,22 @@ impl TextPolicy {
                 self.tokenizer
                     .encode_into(t, usize::MAX, false, &mut ids, tok)?;
             }
-            Rules::Static { unk_id, .. } => {
+            // What model2vec's limit is compared with: its tokens, unknown ones included (they
+            // are dropped after the cut), and — when it pre-cuts — its characters over the median
+            // token length. A text of at most `max_length` of these is never cut.
+            Rules::Static {
+                median_token_length,
+                precut,
+                ..
+            } => {
                 self.tokenizer
                     .encode_into(text, usize::MAX, false, &mut ids, tok)?;
-                if let Some(unk) = unk_id {
-                    ids.retain(|id| id != unk);
+                if *precut {
+                    let median = *median_token_length.get_or_init(|| {
+                        static_model::median_len(self.tokenizer.token_char_lengths())
+                    });
+                    let chars = text.chars().count();
+                    return Ok(ids.len().max(chars.div_ceil(median.max(1))));
                 }
             }
         }

@@ -349,8 +349,23 @@ impl ThreadPool {
 
     /// Runs `f(0)`, `f(1)`, … on up to `want` threads at once (this one included, which waits for
     /// its turn first); `f` receives a worker index in `0..threads used`, and the number of
-    /// threads used is returned. Threads beyond the first are only those free right now.
-    pub(crate) fn run(&self, want: usize, f: &(dyn Fn(usize) + Sync)) -> usize {
+    /// threads used is returned. Threads beyond the first are only those free right now, so `f`
+    /// should take its work from a shared queue (an atomic counter) rather than by its index.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// let pool = sembed::ThreadPool::new(2);
+    /// let (next, sum) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    /// pool.run(2, &|_worker| {
+    ///     loop {
+    ///         let i = next.fetch_add(1, Ordering::Relaxed);
+    ///         if i >= 100 { break }
+    ///         sum.fetch_add(i, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// assert_eq!(sum.into_inner(), 4950);
+    /// ```
+    pub fn run(&self, want: usize, f: &(dyn Fn(usize) + Sync)) -> usize {
         let _mine = self.acquire();
         let mut extra = Vec::new();
         while extra.len() + 1 < want {

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::chunk::{Chunk, ChunkOptions, chunk};
 use crate::error::{Error, Result};
 use crate::scan::ScanFile;
-use crate::store::{self, NewChunk, NewDoc, Store, blob_f32, is_under, key_path, path_key};
+use crate::store::{self, NewChunk, NewDoc, Store, is_under, key_path, path_key};
 use crate::walk::{self, Found, Read, Skipped, Stamp, WalkOptions};
 
 /// How documents are cut and embedded.
@@ -65,6 +65,10 @@ impl Default for SearchOptions {
 pub struct Scope {
     roots: Vec<(PathBuf, Vec<u8>)>,
     items: bool,
+    /// Only these files (what an update's walk saw), if set.
+    files: Option<std::sync::Arc<HashSet<Vec<u8>>>>,
+    /// The standard input of this search, if any.
+    stdin: Option<Vec<u8>>,
 }
 
 impl Scope {
@@ -89,7 +93,16 @@ impl Scope {
         Scope {
             roots,
             items: false,
+            files: None,
+            stdin: None,
         }
+    }
+
+    /// Only the files an update found (its walk's view: globs, ignore files, size limit), not
+    /// others the index has under the same roots from earlier updates with other options.
+    pub fn within(mut self, report: &UpdateReport) -> Scope {
+        self.files = Some(report.files.clone());
+        self
     }
 
     /// Also the items added with [`Index::update_items`].
@@ -106,7 +119,10 @@ impl Scope {
                 .then(|| PathBuf::from(String::from_utf8_lossy(&key[ITEM.len()..]).into_owned()));
         }
         if key.starts_with(STDIN) {
-            return self.items.then(|| PathBuf::from("<stdin>"));
+            return (self.stdin.as_deref() == Some(key)).then(|| PathBuf::from("<stdin>"));
+        }
+        if self.files.as_ref().is_some_and(|f| !f.contains(key)) {
+            return None;
         }
         for (shown, root) in &self.roots {
             if is_under(key, root) {
@@ -185,6 +201,8 @@ pub struct UpdateReport {
     pub tokens: usize,
     /// Wall time.
     pub elapsed: Duration,
+    /// The files the walk found (for [`Scope::within`]).
+    files: std::sync::Arc<HashSet<Vec<u8>>>,
 }
 
 /// Progress of an update, as it goes.
@@ -432,11 +450,13 @@ impl Index {
             }
         }
         // Files in the index under these roots that the walk did not find are gone (decided only
-        // once the walk is complete, so a killed run never deletes what it did not see).
+        // once the walk is complete, so a killed run never deletes what it did not see) — unless
+        // they are still there, out of this walk's view only (another glob, an ignore file):
+        // those stay for other searches, and `Scope::within` keeps them out of this one's.
         gone.extend(
             known
                 .iter()
-                .filter(|(k, _)| !seen.contains(*k))
+                .filter(|(k, _)| !seen.contains(*k) && !still_there(k))
                 .map(|(_, d)| d.id),
         );
         report.deleted = gone.len();
@@ -445,6 +465,8 @@ impl Index {
             files: done,
             embedded: report.embedded,
         });
+        self.refresh_scan()?;
+        report.files = std::sync::Arc::new(seen);
         report.elapsed = start.elapsed();
         Ok(report)
     }
@@ -491,8 +513,15 @@ impl Index {
             }
         }
         self.commit(model, batch, &[], &mut report)?;
+        self.refresh_scan()?;
         report.elapsed = start.elapsed();
         Ok(report)
+    }
+
+    /// The scan file brought up to the database now, so the next search does not wait for it.
+    fn refresh_scan(&self) -> Result<()> {
+        let generation = self.store.generation(self.collection)?;
+        self.scan.refresh(&self.store, self.collection, generation)
     }
 
     /// Removes items by id; returns how many there were.
@@ -525,16 +554,10 @@ impl Index {
         scope: &Scope,
         opts: &SearchOptions,
     ) -> Result<Vec<Hit>> {
-        let key = [
-            STDIN,
-            format!(
-                "{}:{}",
-                std::process::id(),
-                Instant::now().elapsed().as_nanos() ^ sha(text)[0] as u128
-            )
-            .as_bytes(),
-        ]
-        .concat();
+        // Unique to this call: the process, and a counter within it.
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = [STDIN, format!("{}:{n}", std::process::id()).as_bytes()].concat();
         let mut report = UpdateReport::default();
         let stamp = Stamp {
             size: text.len() as u64,
@@ -545,8 +568,8 @@ impl Index {
         let doc = self.cut(model, key.clone(), text.to_string(), stamp, sha(text))?;
         self.commit(model, Batch::of(doc), &[], &mut report)?;
         let scope = Scope {
-            roots: scope.roots.clone(),
-            items: true,
+            stdin: Some(key.clone()),
+            ..scope.clone()
         };
         let hits = self.search(model, query, &scope, opts);
         let gone: Vec<i64> = self.docs(&[key])?.values().map(|d| d.id).collect();
@@ -730,12 +753,22 @@ impl Index {
             Mode::Hybrid => {
                 let n = (k * 4).max(40);
                 let q = self.query_vector(model, query)?;
-                let sem = self.semantic_with(&q, scope, n)?;
+                let sem = self.semantic_with(&q, scope, n, model.thread_pool())?;
                 let lex = self.lexical(query, scope, n)?;
                 let mut fused = crate::rank::fuse(&[sem, lex], k);
-                for h in &mut fused {
-                    if h.cosine.is_none() {
-                        h.cosine = Some(sembed::cosine(&q, &self.vector_at(h)?));
+                // Lexical-only hits get their cosine too (what --threshold compares).
+                let need: Vec<i64> = fused
+                    .iter()
+                    .filter(|h| h.cosine.is_none())
+                    .map(|h| h.id)
+                    .collect();
+                if !need.is_empty() {
+                    let mut cos = HashMap::new();
+                    self.vectors_of(&need, &mut |id, _, v| {
+                        cos.insert(id, sembed::cosine(&q, v));
+                    })?;
+                    for h in &mut fused {
+                        h.cosine = h.cosine.or_else(|| cos.get(&h.id).copied());
                     }
                 }
                 fused
@@ -755,114 +788,119 @@ impl Index {
 
     fn semantic(&self, model: &Embedder, query: &str, scope: &Scope, k: usize) -> Result<Vec<Hit>> {
         let q = self.query_vector(model, query)?;
-        self.semantic_with(&q, scope, k)
+        self.semantic_with(&q, scope, k, model.thread_pool())
     }
 
     /// Dense: the int8 first pass, the best candidates rescored exactly (f32 vectors), those out
     /// of scope dropped; more candidates while fewer than `k` are in scope.
-    fn semantic_with(&self, q: &[f32], scope: &Scope, k: usize) -> Result<Vec<Hit>> {
-        let generation = self.store.generation(self.collection)?;
-        self.scan
-            .refresh(&self.store, self.collection, generation)?;
-        let mut n = (k * 10).max(200);
+    fn semantic_with(
+        &self,
+        q: &[f32],
+        scope: &Scope,
+        k: usize,
+        pool: &sembed::ThreadPool,
+    ) -> Result<Vec<Hit>> {
+        self.refresh_scan()?;
+        let mut n = rescore_depth(k);
         loop {
-            let (cands, total) = self.scan.top(q, n)?;
-            let mut hits = Vec::with_capacity(k);
-            for c in &cands {
-                if let Some((h, v)) = self.chunk_by_id(c.id, scope)? {
-                    let s = sembed::cosine(q, &v);
-                    hits.push(Hit {
-                        score: s,
-                        cosine: Some(s),
-                        ..h
-                    });
+            let (cands, total) = self.scan.top(q, n, pool)?;
+            let ids: Vec<i64> = cands.iter().map(|c| c.id).collect();
+            // (cosine, shown path, chunk id)
+            let mut scored: Vec<(f32, PathBuf, i64)> = Vec::with_capacity(ids.len());
+            self.vectors_of(&ids, &mut |id, key, v| {
+                if let Some(path) = scope.display(key) {
+                    scored.push((sembed::cosine(q, v), path, id));
                 }
-            }
-            if hits.len() >= k || n as u64 >= total {
-                hits.sort_by(|a, b| {
-                    b.score
-                        .total_cmp(&a.score)
-                        .then(a.path.cmp(&b.path))
-                        .then(a.start_line.cmp(&b.start_line))
-                });
-                hits.truncate(k);
+            })?;
+            if scored.len() >= k || n as u64 >= total {
+                scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+                scored.truncate(k);
+                let ids: Vec<i64> = scored.iter().map(|s| s.2).collect();
+                let mut details = self.details(&ids)?;
+                let mut hits = Vec::with_capacity(scored.len());
+                for (score, path, id) in scored {
+                    // (Missing only if another process deleted it since.)
+                    if let Some(mut h) = details.remove(&id) {
+                        h.path = path;
+                        h.score = score;
+                        h.cosine = Some(score);
+                        hits.push(h);
+                    }
+                }
                 return Ok(hits);
             }
             n = n.saturating_mul(8);
         }
     }
 
-    /// A chunk, if it exists and is in scope: the hit without its score, and its vector.
-    fn chunk_by_id(&self, id: i64, scope: &Scope) -> Result<Option<(Hit, Vec<f32>)>> {
+    /// Calls `f(chunk id, document key, vector)` for each of `ids` that is a chunk of this
+    /// collection (in no particular order): one query for all of them.
+    fn vectors_of(&self, ids: &[i64], f: &mut VectorSink<'_>) -> Result<()> {
+        let err = |e| self.store.err(e);
         let mut st = self
             .store
             .conn
             .prepare_cached(
-                "SELECT d.path, c.start_line, c.end_line, c.start_byte, c.end_byte, c.text, v.vector
-                 FROM chunks c JOIN docs d ON d.id = c.doc JOIN vectors v ON v.id = c.vector
-                 WHERE c.id = ?1 AND d.collection = ?2",
+                "SELECT c.id, d.path, v.vector FROM chunks c JOIN docs d ON d.id = c.doc
+                 JOIN vectors v ON v.id = c.vector
+                 WHERE c.id IN rarray(?1) AND d.collection = ?2",
             )
-            .map_err(|e| self.store.err(e))?;
-        let row = st
-            .query_row([id, self.collection], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, Vec<u8>>(6)?,
-                ))
-            })
-            .optional_row()
-            .map_err(|e| self.store.err(e))?;
-        let Some((key, sl, el, sb, eb, text, vector)) = row else {
-            return Ok(None);
-        };
-        let Some(path) = scope.display(&key) else {
-            return Ok(None);
-        };
-        let v = self.checked(blob_f32(&vector))?;
-        Ok(Some((
-            Hit {
-                path,
-                start_line: sl as usize,
-                end_line: el as usize,
-                bytes: sb as usize..eb as usize,
-                score: 0.0,
-                cosine: None,
-                text,
-                id,
-            },
-            v,
-        )))
-    }
-
-    fn checked(&self, v: Vec<f32>) -> Result<Vec<f32>> {
-        if v.len() != self.dim {
-            return Err(Error::Corrupt {
-                path: self.store.path.clone(),
-                reason: format!("a vector of {} dimensions, expected {}", v.len(), self.dim),
-            });
+            .map_err(err)?;
+        let mut rows = st
+            .query(rusqlite::params![id_list(ids), self.collection])
+            .map_err(err)?;
+        let mut v = Vec::with_capacity(self.dim);
+        while let Some(r) = rows.next().map_err(err)? {
+            let id: i64 = r.get(0).map_err(err)?;
+            let key = r.get_ref(1).and_then(|x| Ok(x.as_blob()?)).map_err(err)?;
+            let blob = r.get_ref(2).and_then(|x| Ok(x.as_blob()?)).map_err(err)?;
+            v.clear();
+            v.extend(
+                blob.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+            if v.len() != self.dim {
+                return Err(Error::Corrupt {
+                    path: self.store.path.clone(),
+                    reason: format!("a vector of {} dimensions, expected {}", v.len(), self.dim),
+                });
+            }
+            f(id, key, &v);
         }
-        Ok(v)
+        Ok(())
     }
 
-    /// The vector of a hit's chunk.
-    fn vector_at(&self, h: &Hit) -> Result<Vec<f32>> {
+    /// The chunks of `ids` as hits without path or score, by id.
+    fn details(&self, ids: &[i64]) -> Result<HashMap<i64, Hit>> {
+        let err = |e| self.store.err(e);
         let mut st = self
             .store
             .conn
             .prepare_cached(
-                "SELECT v.vector FROM chunks c JOIN vectors v ON v.id = c.vector
-                 WHERE c.id = ?1",
+                "SELECT id, start_line, end_line, start_byte, end_byte, text
+                 FROM chunks WHERE id IN rarray(?1)",
             )
-            .map_err(|e| self.store.err(e))?;
-        let b: Vec<u8> = st
-            .query_row([h.id], |r| r.get(0))
-            .map_err(|e| self.store.err(e))?;
-        self.checked(blob_f32(&b))
+            .map_err(err)?;
+        let rows = st
+            .query_map(rusqlite::params![id_list(ids)], |r| {
+                Ok(Hit {
+                    id: r.get(0)?,
+                    start_line: r.get::<_, i64>(1)? as usize,
+                    end_line: r.get::<_, i64>(2)? as usize,
+                    bytes: r.get::<_, i64>(3)? as usize..r.get::<_, i64>(4)? as usize,
+                    text: r.get(5)?,
+                    path: PathBuf::new(),
+                    score: 0.0,
+                    cosine: None,
+                })
+            })
+            .map_err(err)?;
+        let mut out = HashMap::with_capacity(ids.len());
+        for h in rows {
+            let h = h.map_err(err)?;
+            out.insert(h.id, h);
+        }
+        Ok(out)
     }
 
     /// BM25 over the chunks' words: any word of the query matching, chunks with more (and rarer)
@@ -980,6 +1018,21 @@ impl Batch {
     }
 }
 
+/// Candidates of the int8 pass rescored exactly for `k` hits: the codes' error (about 0.002 in
+/// cosine) reorders only near-ties, so a margin past `k` keeps recall at 1 in practice (measured
+/// in BENCHMARKS.md on a million chunks).
+fn rescore_depth(k: usize) -> usize {
+    (k * 4).max(k + 64)
+}
+
+/// What [`Index::vectors_of`] calls with each chunk: its id, document key and vector.
+type VectorSink<'a> = dyn FnMut(i64, &[u8], &[f32]) + 'a;
+
+/// Chunk ids as the `rarray()` table function takes them.
+fn id_list(ids: &[i64]) -> std::rc::Rc<Vec<rusqlite::types::Value>> {
+    std::rc::Rc::new(ids.iter().map(|&i| i.into()).collect())
+}
+
 /// A document being indexed.
 struct Doc {
     key: Vec<u8>,
@@ -990,6 +1043,12 @@ struct Doc {
     text: String,
     chunks: Vec<Chunk>,
     hashes: Vec<[u8; 32]>,
+}
+
+/// Whether the file an index key names is still there (a walk that did not find it had other
+/// options: a glob, an ignore file, a size limit).
+fn still_there(key: &[u8]) -> bool {
+    std::fs::metadata(key_path(key)).is_ok_and(|m| m.is_file())
 }
 
 /// Whether process `pid` exists.
@@ -1121,18 +1180,4 @@ pub(crate) fn files_of(db: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-trait OptionalRow<T> {
-    fn optional_row(self) -> rusqlite::Result<Option<T>>;
-}
-
-impl<T> OptionalRow<T> for rusqlite::Result<T> {
-    fn optional_row(self) -> rusqlite::Result<Option<T>> {
-        match self {
-            Ok(v) => Ok(Some(v)),
-            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
 }

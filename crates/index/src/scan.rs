@@ -291,15 +291,22 @@ impl ScanFile {
     }
 
     /// The `n` best candidates for the query `q` (f32; its norm is divided out), approximate
-    /// cosine from the int8 codes.
-    pub(crate) fn top(&self, q: &[f32], n: usize) -> Result<(Vec<Candidate>, u64)> {
+    /// cosine from the int8 codes, and how many records were scanned. A large file is scanned by
+    /// as many of `pool`'s threads as are free, a block at a time.
+    pub(crate) fn top(
+        &self,
+        q: &[f32],
+        n: usize,
+        pool: &sembed::ThreadPool,
+    ) -> Result<(Vec<Candidate>, u64)> {
         let f = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
             Err(e) => return Err(Error::io(&self.path, e)),
         };
-        // SAFETY: read-only map of a file replaced only by rename (never truncated in place while
-        // it can be mapped: appends only grow it), and every read is bounds-checked below.
+        // SAFETY: read-only map of a file that writers only replace by rename or grow past what
+        // its header counts (an append shortens it only back to the header's count, and only
+        // records within that count are read); every read below is bounds-checked.
         let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(&self.path, e))?;
         // Refreshed just before: anything else (another database's file) is not used.
         let Some(h) = Header::decode(&map).filter(|h| self.ours(h)) else {
@@ -311,22 +318,53 @@ impl ScanFile {
         let rl = record_len(self.dim);
         let count = (h.count as usize).min(map.len().saturating_sub(HEADER) / rl);
         let qn = q.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        let mut heap = TopN::new(n);
         let body = &map[HEADER..HEADER + count * rl];
-        for rec in body.chunks_exact(rl) {
-            let id = i64::from_le_bytes(rec[..8].try_into().unwrap_or([0; 8]));
-            let scale = f32::from_le_bytes(rec[8..12].try_into().unwrap_or([0; 4]));
-            let norm = f32::from_le_bytes(rec[12..16].try_into().unwrap_or([0; 4]));
-            let codes: &[i8] = bytemuck::cast_slice(&rec[16..]);
-            let dot = dot_i8(q, codes) * scale;
-            heap.push(Candidate {
-                id,
-                score: dot / (qn * norm.max(1e-12)),
+        let scan = |records: &[u8], heap: &mut TopN| {
+            for rec in records.chunks_exact(rl) {
+                let id = i64::from_le_bytes(rec[..8].try_into().unwrap_or([0; 8]));
+                let scale = f32::from_le_bytes(rec[8..12].try_into().unwrap_or([0; 4]));
+                let norm = f32::from_le_bytes(rec[12..16].try_into().unwrap_or([0; 4]));
+                let codes: &[i8] = bytemuck::cast_slice(&rec[16..]);
+                let dot = dot_i8(q, codes) * scale;
+                heap.push(Candidate {
+                    id,
+                    score: dot / (qn * norm.max(1e-12)),
+                });
+            }
+        };
+        let mut heap = TopN::new(n);
+        if count < PARALLEL_RECORDS || pool.threads() < 2 {
+            scan(body, &mut heap);
+        } else {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let heaps = std::sync::Mutex::new(Vec::new());
+            pool.run(pool.threads(), &|_| {
+                let mut mine = TopN::new(n);
+                loop {
+                    let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let start = b * BLOCK_RECORDS;
+                    if start >= count {
+                        break;
+                    }
+                    let end = (start + BLOCK_RECORDS).min(count);
+                    scan(&body[start * rl..end * rl], &mut mine);
+                }
+                heaps.lock().unwrap_or_else(|p| p.into_inner()).push(mine);
             });
+            for h in heaps.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                for c in h.into_sorted() {
+                    heap.push(c);
+                }
+            }
         }
         Ok((heap.into_sorted(), count as u64))
     }
 }
+
+/// Past this many records, a scan is shared between threads.
+const PARALLEL_RECORDS: usize = 100_000;
+/// Records a thread takes at a time (16 MiB of 256-dimensional codes).
+const BLOCK_RECORDS: usize = 65_536;
 
 /// `Σ q[i] · c[i]` (compiled with AVX2 + FMA where the CPU has them).
 fn dot_i8(q: &[f32], c: &[i8]) -> f32 {

@@ -190,6 +190,14 @@ impl Store {
         s.conn
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| s.err(e))?;
+        // The first 64 MiB read through a memory map rather than a copy per page (a query touches
+        // many); not more, or every page a long-running process ever touched would stay in its RSS
+        // (fault-around maps its neighbours too): measured in BENCHMARKS.md.
+        s.conn
+            .pragma_update(None, "mmap_size", 64i64 << 20)
+            .map_err(|e| s.err(e))?;
+        // `rarray()`: a list of ids as one query parameter.
+        rusqlite::vtab::array::load_module(&s.conn).map_err(|e| s.err(e))?;
         s.check_integrity_cheaply()?;
         let version: Option<String> = s
             .conn

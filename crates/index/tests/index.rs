@@ -187,7 +187,13 @@ fn walk_follows_ripgrep_rules() {
 
 #[test]
 fn chunks_fit_the_model_and_cover_every_line() {
-    let model = builtin();
+    chunks_fit(builtin(), 254);
+    // Model2Vec: 512 "tokens" as its limit counts them (characters over the median token
+    // length too, for its pre-cut).
+    chunks_fit(static_model(), 512);
+}
+
+fn chunks_fit(model: &Embedder, want_budget: usize) {
     let texts: Vec<String> =
         serde_json::from_slice(&std::fs::read(sembed_testkit::data("mpnet/texts.json")).unwrap())
             .unwrap();
@@ -196,16 +202,24 @@ fn chunks_fit_the_model_and_cover_every_line() {
         ..Default::default()
     };
     let budget = model.token_budget(&doc_opts).unwrap().unwrap();
-    assert_eq!(
-        budget, 254,
-        "all-MiniLM-L6-v2: 256 tokens, [CLS] and [SEP] included"
-    );
+    // all-MiniLM-L6-v2: 256 tokens, [CLS] and [SEP] included.
+    assert_eq!(budget, want_budget);
     // One document of all the texts (paragraphs, long lines, CJK, code), and each text alone.
     let mut docs = vec![texts.join("\n\n"), texts.join("\n")];
     docs.extend(texts.iter().cloned());
     docs.push("word ".repeat(2000));
+    // Long tokens (the static model's pre-cut counts characters) and code.
+    docs.push("internationalization_configuration_parameters ".repeat(300));
+    docs.push(
+        std::fs::read_to_string(sembed_testkit::repo_root().join("crates/index/src/chunk.rs"))
+            .unwrap(),
+    );
     for overlap in [0, 40] {
         for max in [budget, 64, 7] {
+            let doc_opts = EmbedOptions {
+                max_length: (model.kind() == sembed::ModelKind::Static).then_some(max),
+                ..doc_opts.clone()
+            };
             let opts = sembed_index::ChunkOptions {
                 max_tokens: max,
                 overlap_tokens: overlap.min(max / 2),
@@ -222,6 +236,7 @@ fn chunks_fit_the_model_and_cover_every_line() {
                         model.count_tokens(piece).unwrap() <= max,
                         "{max}: {piece:?}"
                     );
+                    // (token_ids refuses a text the model would cut, truncation being off.)
                     let ids = model.token_ids(piece, &doc_opts).unwrap();
                     assert!(ids.len() <= budget + 2);
                     // Line numbers agree with the bytes.
@@ -711,4 +726,63 @@ fn cached_vectors_are_the_computed_ones() {
         .embed(model, &texts[..5], &opts)
         .unwrap();
     assert_eq!(r.hits, 0);
+}
+
+#[test]
+fn a_narrower_walk_hides_files_without_forgetting_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    corpus(&tree, 6, 12);
+    write(
+        &tree.join("notes.md"),
+        "A man is playing a guitar on the stage.\n",
+    );
+    let model = static_model();
+    let roots = [tree.clone()];
+    let mut index = Index::open(
+        &dir.path().join("i.sqlite"),
+        model,
+        &IndexOptions::default(),
+    )
+    .unwrap();
+    let all = index
+        .update(model, &roots, &WalkOptions::default(), &mut quiet())
+        .unwrap();
+    assert_eq!(all.changed, 7);
+    let md = WalkOptions {
+        globs: vec!["*.md".into()],
+        ..Default::default()
+    };
+    let r = index.update(model, &roots, &md, &mut quiet()).unwrap();
+    assert_eq!(
+        (r.seen, r.changed, r.deleted),
+        (1, 0, 0),
+        "out of view is not deleted"
+    );
+    let hits = index
+        .search(
+            model,
+            "a man",
+            &Scope::paths(&roots).within(&r),
+            &semantic(50),
+        )
+        .unwrap();
+    assert!(!hits.is_empty() && hits.iter().all(|h| h.path.ends_with("notes.md")));
+    // The whole view again: nothing to do, everything found.
+    let r = index
+        .update(model, &roots, &WalkOptions::default(), &mut quiet())
+        .unwrap();
+    assert_eq!((r.seen, r.changed, r.deleted), (7, 0, 0));
+    let hits = index
+        .search(
+            model,
+            "a man",
+            &Scope::paths(&roots).within(&r),
+            &semantic(50),
+        )
+        .unwrap();
+    assert!(
+        hits.iter()
+            .any(|h| h.path.extension().is_some_and(|e| e == "txt"))
+    );
 }

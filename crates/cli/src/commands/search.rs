@@ -59,10 +59,12 @@ fn search(args: SearchArgs, printer: &Printer) -> anyhow::Result<bool> {
         sembed_index::delete_index(&db)?;
     }
     let mut index = Index::open(&db, &model, &args.indexing.options())?;
+    let mut scope = Scope::shown(shown);
     if !args.no_update && !roots.is_empty() {
-        super::index::update(&mut index, &model, &roots, &args.walk, printer, true)?;
+        let report = super::index::update(&mut index, &model, &roots, &args.walk, printer, true)?;
+        // Only what this walk sees: files indexed earlier with other options stay out.
+        scope = scope.within(&report);
     }
-    let scope = Scope::shown(shown);
     let opts = SearchOptions {
         mode: match args.mode {
             ModeArg::Semantic => Mode::Semantic,
