@@ -1121,7 +1121,7 @@ pub(crate) fn stats(store: &Store) -> Result<Stats> {
         .prepare(
             "SELECT c.model, c.fingerprint, c.dim,
                 (SELECT count(*) FROM docs d WHERE d.collection = c.id),
-                (SELECT count(*) FROM chunks k JOIN docs d ON d.id = k.doc WHERE d.collection = c.id),
+                c.live_chunks,
                 (SELECT count(*) FROM vectors v WHERE v.collection = c.id)
              FROM collections c ORDER BY c.id",
         )

@@ -169,18 +169,21 @@ impl ScanFile {
         }
     }
 
-    /// Records in the file whose chunks are gone.
+    /// Records in the file whose chunks are gone: those it has, less the chunks of the collection
+    /// up to its last id (all of them, from the collection's count, less the newer ones — which
+    /// only a range of ids past the file's last has to count).
     fn dead(&self, store: &Store, collection: i64, h: &Header) -> Result<u64> {
-        let live: i64 = store
+        let (live, newer): (i64, i64) = store
             .conn
             .query_row(
-                "SELECT count(*) FROM chunks c JOIN docs d ON d.id = c.doc
-                 WHERE d.collection = ?1 AND c.id <= ?2",
+                "SELECT (SELECT live_chunks FROM collections WHERE id = ?1),
+                        (SELECT count(*) FROM chunks c JOIN docs d ON d.id = c.doc
+                         WHERE c.id > ?2 AND d.collection = ?1)",
                 rusqlite::params![collection, h.max_id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(|e| store.err(e))?;
-        Ok(h.count.saturating_sub(live as u64))
+        Ok(h.count.saturating_sub((live - newer).max(0) as u64))
     }
 
     /// Writes the records of the collection's chunks with ids above `after` to `out`; returns how

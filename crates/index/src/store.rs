@@ -3,7 +3,8 @@
 //!
 //! Schema (version 1):
 //! - `collections`: one per embedding fingerprint (model files + encode options): a different
-//!   model or option is a different collection, never mixed vectors.
+//!   model or option is a different collection, never mixed vectors. Each counts its chunks
+//!   (kept in step by every write, so the scan file's dead records are known without a count).
 //! - `vectors`: one per distinct text per collection, keyed by the text's sha256: identical chunks
 //!   (and `embed --cache` texts) are embedded once. f32, exactly as computed.
 //! - `docs`: the files (or caller items) of a collection with the stamp that tells an unchanged file
@@ -32,7 +33,8 @@ CREATE TABLE IF NOT EXISTS collections (
     fingerprint TEXT NOT NULL UNIQUE,
     model TEXT NOT NULL,
     dim INTEGER NOT NULL,
-    generation INTEGER NOT NULL DEFAULT 0
+    generation INTEGER NOT NULL DEFAULT 0,
+    live_chunks INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS vectors (
     id INTEGER PRIMARY KEY,
@@ -440,9 +442,10 @@ pub(crate) fn put_doc(
         )
         .optional()?;
     let s = d.stamp;
+    let mut removed = 0;
     let doc = match existing {
         Some(id) => {
-            tx.execute("DELETE FROM chunks WHERE doc = ?1", [id])?;
+            removed = tx.execute("DELETE FROM chunks WHERE doc = ?1", [id])?;
             tx.execute(
                 "UPDATE docs SET size = ?2, mtime_ns = ?3, inode = ?4, dev = ?5, hash = ?6,
                  chunker = ?7 WHERE id = ?1",
@@ -500,6 +503,10 @@ pub(crate) fn put_doc(
             c.text
         ])?;
     }
+    tx.execute(
+        "UPDATE collections SET live_chunks = live_chunks + ?2 WHERE id = ?1",
+        params![collection, d.chunks.len() as i64 - removed as i64],
+    )?;
     Ok(true)
 }
 
@@ -538,7 +545,12 @@ pub(crate) fn delete_unreferenced(tx: &rusqlite::Transaction<'_>) -> rusqlite::R
 
 /// Removes a document and its chunks.
 pub(crate) fn delete_doc(tx: &rusqlite::Transaction<'_>, doc: i64) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM chunks WHERE doc = ?1", [doc])?;
+    let removed = tx.execute("DELETE FROM chunks WHERE doc = ?1", [doc])?;
+    tx.execute(
+        "UPDATE collections SET live_chunks = live_chunks - ?2
+         WHERE id = (SELECT collection FROM docs WHERE id = ?1)",
+        params![doc, removed as i64],
+    )?;
     tx.execute("DELETE FROM docs WHERE id = ?1", [doc])?;
     Ok(())
 }

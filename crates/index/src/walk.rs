@@ -155,8 +155,7 @@ pub fn walk(
             .git_exclude(!opts.no_ignore)
             .parents(!opts.no_ignore)
             .require_git(false)
-            .follow_links(opts.follow)
-            .sort_by_file_path(|a, b| a.cmp(b));
+            .follow_links(opts.follow);
         if !opts.globs.is_empty() {
             let mut o = ignore::overrides::OverrideBuilder::new(given);
             for g in &opts.globs {
@@ -168,66 +167,117 @@ pub fn walk(
                     .map_err(|e| Error::Invalid(format!("globs: {e}")))?,
             );
         }
-        for entry in b.build() {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    if is_loop(&e) {
-                        skipped.loops += 1;
-                        warn(format!("{}: skipped", loop_message(&e)));
-                    } else {
-                        skipped.unreadable += 1;
-                        warn(format!("skipped: {e}"));
-                    }
-                    continue;
+        // Walked by as many threads as there are cores (stat calls dominate a warm search), the
+        // outcomes then put in path order so that warnings and results come out the same each time.
+        let outcomes: std::sync::Mutex<Vec<(PathBuf, Outcome)>> = Default::default();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        b.threads(threads).build_parallel().run(|| {
+            Box::new(|entry| {
+                if let Some(o) = classify(entry, opts, &root, &excluded) {
+                    outcomes.lock().unwrap_or_else(|p| p.into_inner()).push(o);
                 }
-            };
-            let Some(ft) = entry.file_type() else {
-                continue;
-            };
-            if ft.is_dir() {
-                continue;
-            }
-            let path = entry.path();
-            // Not followed: a symbolic link is not a file of the tree (as ripgrep does).
-            if ft.is_symlink() {
-                continue;
-            }
-            let meta = match entry.metadata() {
-                Ok(m) => m,
-                Err(e) => {
+                ignore::WalkState::Continue
+            })
+        });
+        let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+        outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, o) in outcomes {
+            match o {
+                Outcome::Found(f) => found(f),
+                Outcome::TooLarge => skipped.too_large += 1,
+                Outcome::Loop(m) => {
+                    skipped.loops += 1;
+                    warn(m);
+                }
+                Outcome::Unreadable(m) => {
                     skipped.unreadable += 1;
-                    warn(format!("{}: skipped: {e}", path.display()));
-                    continue;
+                    warn(m);
                 }
-            };
-            if !meta.is_file() {
-                skipped.not_regular += 1;
-                warn(format!(
-                    "{}: skipped: not a regular file (a FIFO, socket or device)",
-                    path.display()
-                ));
-                continue;
-            }
-            let abs = root.absolute(path);
-            if !excluded.is_empty() {
-                let k = crate::store::path_key(&abs);
-                if excluded.iter().any(|e| k.starts_with(e)) {
-                    continue;
+                Outcome::NotRegular(m) => {
+                    skipped.not_regular += 1;
+                    warn(m);
                 }
             }
-            if meta.len() > opts.max_filesize {
-                skipped.too_large += 1;
-                continue;
-            }
-            found(Found {
-                display: path.to_path_buf(),
-                abs,
-                stamp: Stamp::of(&meta),
-            });
         }
     }
     Ok(())
+}
+
+/// What the walk made of one entry.
+enum Outcome {
+    Found(Found),
+    TooLarge,
+    Loop(String),
+    Unreadable(String),
+    NotRegular(String),
+}
+
+/// One entry of the walk: a file found, a reason to skip it, or nothing (a folder, a link).
+fn classify(
+    entry: std::result::Result<ignore::DirEntry, ignore::Error>,
+    opts: &WalkOptions,
+    root: &Root,
+    excluded: &[Vec<u8>],
+) -> Option<(PathBuf, Outcome)> {
+    let entry = match entry {
+        Ok(e) => e,
+        Err(e) => {
+            let at = error_path(&e).unwrap_or_default();
+            return Some(if is_loop(&e) {
+                (at, Outcome::Loop(format!("{}: skipped", loop_message(&e))))
+            } else {
+                (at, Outcome::Unreadable(format!("skipped: {e}")))
+            });
+        }
+    };
+    let ft = entry.file_type()?;
+    // Not followed: a symbolic link is not a file of the tree (as ripgrep does).
+    if ft.is_dir() || ft.is_symlink() {
+        return None;
+    }
+    let path = entry.path().to_path_buf();
+    let meta = match entry.metadata() {
+        Ok(m) => m,
+        Err(e) => {
+            let m = format!("{}: skipped: {e}", path.display());
+            return Some((path, Outcome::Unreadable(m)));
+        }
+    };
+    if !meta.is_file() {
+        let m = format!(
+            "{}: skipped: not a regular file (a FIFO, socket or device)",
+            path.display()
+        );
+        return Some((path, Outcome::NotRegular(m)));
+    }
+    let abs = root.absolute(&path);
+    if !excluded.is_empty() {
+        let k = crate::store::path_key(&abs);
+        if excluded.iter().any(|e| k.starts_with(e)) {
+            return None;
+        }
+    }
+    if meta.len() > opts.max_filesize {
+        return Some((path, Outcome::TooLarge));
+    }
+    let found = Found {
+        display: path.clone(),
+        abs,
+        stamp: Stamp::of(&meta),
+    };
+    Some((path, Outcome::Found(found)))
+}
+
+/// The path an error of the walk is about, if it says.
+fn error_path(e: &ignore::Error) -> Option<PathBuf> {
+    match e {
+        ignore::Error::WithPath { path, .. } => Some(path.clone()),
+        ignore::Error::Loop { child, .. } => Some(child.clone()),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
+        _ => None,
+    }
 }
 
 impl Root {

@@ -401,6 +401,16 @@ fn updates_touch_only_what_changed() {
     let r = index.update(model, &roots, &walk, &mut quiet()).unwrap();
     assert_eq!((r.changed, r.skipped.binary), (0, 1));
 
+    // The chunk count kept by every write is the chunks there are.
+    let chunks = index.stats().unwrap().collections[0].chunks as usize;
+    assert_eq!(
+        index
+            .search(model, "x", &scope, &semantic(1 << 20))
+            .unwrap()
+            .len(),
+        chunks
+    );
+
     // The final state answers as a fresh index of the same tree does.
     let fresh_db = dir.path().join("fresh.sqlite");
     let mut fresh = Index::open(&fresh_db, model, &IndexOptions::default()).unwrap();
