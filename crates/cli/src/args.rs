@@ -98,7 +98,7 @@ Exit status: 0 if a hit was printed, 1 if there was none, 2 on an error.";
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// What the cache holds: vectors, bytes, and the index beside it.
+    /// What the cache holds: vectors, bytes, the index beside it, and prepared weights.
     Stats {
         #[command(flatten)]
         at: CacheDirArg,
@@ -110,6 +110,10 @@ pub enum CacheCommand {
     Clear {
         #[command(flatten)]
         at: CacheDirArg,
+        /// Also delete the prepared copies of model weights ($XDG_CACHE_HOME/sembed/prepared: each
+        /// the size of its model's weights file; the next load of a model makes its copy again).
+        #[arg(long)]
+        prepared: bool,
     },
 }
 

@@ -10,8 +10,9 @@ use crate::args::ModelArgs;
 use crate::printer::Printer;
 
 /// The load options of this process: `SEMBED_CPU=avx512|avx2|portable` caps the instruction set,
-/// `SEMBED_RESIDENT=0` keeps weights mapped (both for benchmarking); weights digests are kept in
-/// the user cache folder.
+/// `SEMBED_RESIDENT=0` keeps weights mapped (both for benchmarking); weights digests and prepared
+/// copies of weights (`prepared/`, the kernels' layout, so a load packs nothing) are kept in the
+/// user cache folder.
 pub fn load_options() -> anyhow::Result<LoadOptions> {
     let cpu = match std::env::var("SEMBED_CPU") {
         Ok(v) => v.parse().context("SEMBED_CPU")?,
@@ -26,8 +27,14 @@ pub fn load_options() -> anyhow::Result<LoadOptions> {
         cpu,
         residency,
         digest_cache: cache_dir().map(|d| d.join("digests")),
+        prepared: prepared_dir(),
         ..Default::default()
     })
+}
+
+/// Where prepared copies of model weights go: `prepared/` in [`cache_dir`].
+pub fn prepared_dir() -> Option<PathBuf> {
+    cache_dir().map(|d| d.join("prepared"))
 }
 
 /// `$XDG_CACHE_HOME/sembed`, else `~/.cache/sembed`.

@@ -10,7 +10,13 @@ use assert_cmd::Command;
 use sembed_testkit::*;
 
 fn sembed() -> Command {
-    Command::cargo_bin("sembed").unwrap()
+    let mut c = Command::cargo_bin("sembed").unwrap();
+    // Digests and prepared copies of weights go to the tests' own cache, not the user's.
+    c.env(
+        "XDG_CACHE_HOME",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/xdg-cache"),
+    );
+    c
 }
 
 fn tiny() -> PathBuf {

@@ -10,8 +10,9 @@ use assert_cmd::Command;
 
 fn sembed() -> Command {
     let mut c = Command::cargo_bin("sembed").unwrap();
-    // Never the user's cache: each test names its index.
-    c.env("XDG_CACHE_HOME", "/nonexistent/sembed-tests");
+    // Never the user's cache (nor any: nothing can be made under /dev/null); each test names its
+    // index.
+    c.env("XDG_CACHE_HOME", "/dev/null/sembed-tests");
     c
 }
 
@@ -344,9 +345,8 @@ fn a_killed_indexer_leaves_an_index_that_equals_a_fresh_one() {
                 assert_eq!(x["path"], y["path"], "{q} {mode}");
                 assert_eq!(x["start_line"], y["start_line"]);
                 assert_eq!(x["text"], y["text"]);
-                // Vectors embedded in other batches may differ in the last bits.
-                let (s, t) = (x["score"].as_f64().unwrap(), y["score"].as_f64().unwrap());
-                assert!((s - t).abs() < 1e-6, "{q} {mode}: {s} vs {t}");
+                // Vectors embedded in other batches have the same bits: so have the scores.
+                assert_eq!(x["score"], y["score"], "{q} {mode}");
             }
         }
     }
@@ -429,7 +429,7 @@ fn a_full_disk_is_an_error_and_the_index_stays_as_it_was() {
         .arg(&idx)
         .arg(&tree)
         .arg(m2v())
-        .env("XDG_CACHE_HOME", "/nonexistent")
+        .env("XDG_CACHE_HOME", "/dev/null/sembed-tests")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -519,6 +519,47 @@ fn embed_cache_gives_the_uncached_output_and_counts_hits() {
         err.contains("cache: 400 of 400 texts found, 0 embedded"),
         "{err}"
     );
+    // Some hits: the misses are embedded in other batches than in the uncached run, and the
+    // output is still the uncached output bit for bit — with the built-in model (panels compiled
+    // in) and with a model folder of f32 weights (packed at load: this cache folder has no
+    // prepared copies).
+    let part = dir.path().join("part.txt");
+    let some: Vec<&str> = texts.iter().step_by(3).map(String::as_str).collect();
+    std::fs::write(&part, some.join("\n")).unwrap();
+    let real = sembed_testkit::real_model();
+    for model in ["builtin", real.to_str().unwrap()] {
+        let partial = dir.path().join(format!("partial-{}", model.len()));
+        let partial = partial.to_str().unwrap();
+        let (plain, _) = embed(&["-m", model]);
+        let mut fill = sembed();
+        fill.args([
+            "embed",
+            "-f",
+            "npy",
+            "-o",
+            "/dev/null",
+            "--cache-dir",
+            partial,
+            "-m",
+            model,
+        ])
+        .arg("-i")
+        .arg(&part);
+        ok(&mut fill);
+        let (mixed, err) = embed(&["--cache-dir", partial, "-m", model]);
+        let found = texts.iter().filter(|t| some.contains(&t.as_str())).count();
+        assert!(
+            err.contains(&format!(
+                "cache: {found} of 400 texts found, {} embedded",
+                400 - found
+            )),
+            "{err}"
+        );
+        assert_eq!(
+            mixed, plain,
+            "{model}: some hits, the uncached output bit for bit"
+        );
+    }
     // `cache stats` sees them; `cache clear` removes them.
     let s = ok(sembed().args(["cache", "stats", "--json", "--cache-dir", dir_arg]));
     let v: serde_json::Value = serde_json::from_str(&s).unwrap();
@@ -624,4 +665,54 @@ fn semantic_scores_match_sentence_transformers() {
             }
         }
     }
+}
+
+/// A model folder's first load writes its prepared copy (the kernels' layout) to the cache
+/// folder; `cache stats` counts it, later loads reuse it with the same output, and
+/// `cache clear --prepared` deletes it.
+#[test]
+fn prepared_weights_are_shown_reused_and_cleared() {
+    let xdg = tempfile::tempdir().unwrap();
+    let real = sembed_testkit::real_model();
+    let cmd = |args: &[&str]| {
+        let mut c = Command::cargo_bin("sembed").unwrap();
+        c.env("XDG_CACHE_HOME", xdg.path()).args(args);
+        c
+    };
+    let embed = [
+        "embed",
+        "-f",
+        "npy",
+        "-o",
+        "-",
+        "-m",
+        real.to_str().unwrap(),
+        "a",
+        "b c",
+    ];
+    let stats = || -> serde_json::Value {
+        serde_json::from_str(&ok(&mut cmd(&["cache", "stats", "--json"]))).unwrap()
+    };
+    assert_eq!(stats()["prepared"]["files"], 0);
+    let first = cmd(&embed).output().unwrap();
+    assert!(first.status.success());
+    let s = stats();
+    assert_eq!(s["prepared"]["files"], 1, "{s}");
+    let size = std::fs::metadata(real.join("model.safetensors"))
+        .unwrap()
+        .len();
+    let bytes = s["prepared"]["bytes"].as_u64().unwrap();
+    assert!(
+        bytes >= size && bytes < size + size / 50,
+        "{bytes} vs {size}"
+    );
+    assert!(ok(&mut cmd(&["cache", "stats"])).contains("prepared weights: 1 file ("));
+    let again = cmd(&embed).output().unwrap();
+    assert_eq!(again.stdout, first.stdout);
+    assert_eq!(stats()["prepared"]["files"], 1);
+    let out = ok(&mut cmd(&["cache", "clear", "--prepared"]));
+    assert!(out.contains("removed 1 file of prepared weights"), "{out}");
+    assert_eq!(stats()["prepared"]["files"], 0);
+    let after = cmd(&embed).output().unwrap();
+    assert_eq!(after.stdout, first.stdout);
 }

@@ -10,9 +10,12 @@ pub const NAME: &str = "all-MiniLM-L6-v2 (built-in, float16)";
 #[repr(C, align(64))]
 struct Aligned<T: ?Sized>(T);
 
-static WEIGHTS: &Aligned<[u8]> = &Aligned(*include_bytes!(
-    "../assets/all-MiniLM-L6-v2/model.safetensors"
-));
+/// `assets/all-MiniLM-L6-v2/model.safetensors` with its linear weights in the kernels' panel
+/// layout (by `build.rs`): the same values, read without packing.
+static WEIGHTS: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/builtin-panels.safetensors"
+)));
 
 macro_rules! asset {
     ($rel:literal) => {
@@ -88,11 +91,22 @@ pub(crate) fn file(rel: &str) -> Option<&'static [u8]> {
 mod tests {
     use sha2::{Digest, Sha256};
 
+    /// The published asset (what the fingerprint names): model.safetensors as in the repository.
+    fn asset(rel: &str) -> Vec<u8> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/all-MiniLM-L6-v2");
+        std::fs::read(dir.join(rel)).unwrap()
+    }
+
     #[test]
     fn recorded_checksums_match_the_compiled_in_bytes() {
         for (rel, hex) in super::SHA256 {
-            let bytes = super::file(rel).unwrap_or_else(|| panic!("{rel} is not compiled in"));
-            let got = crate::fingerprint::hex(&Sha256::digest(bytes));
+            let bytes = match *rel {
+                "model.safetensors" => asset(rel),
+                _ => super::file(rel)
+                    .unwrap_or_else(|| panic!("{rel} is not compiled in"))
+                    .to_vec(),
+            };
+            let got = crate::fingerprint::hex(&Sha256::digest(&bytes));
             assert_eq!(&got, hex, "{rel}");
         }
         assert_eq!(
@@ -100,5 +114,49 @@ mod tests {
             super::FILES.len() + 1,
             "every file has a checksum"
         );
+    }
+
+    /// The compiled-in weights hold the asset's values: every tensor byte for byte, the 36
+    /// linear weights as panels (which `packed::pack` of the asset's matrix reproduces).
+    #[test]
+    fn compiled_in_panels_hold_the_assets_values() {
+        use crate::bytes::Bytes;
+        use crate::ops::packed::{self, PANEL};
+        use crate::weights::{Mat, SafeTensors};
+        use std::sync::Arc;
+        let open = |b: Bytes| SafeTensors::from_shared(Arc::new(b), "model.safetensors".into());
+        let ours = open(Bytes::Static(super::file("model.safetensors").unwrap())).unwrap();
+        let theirs = open(Bytes::Owned(asset("model.safetensors").into())).unwrap();
+        assert!(ours.has_panels() && !theirs.has_panels());
+        let mut linears = 0;
+        let names: Vec<String> = theirs.names().map(str::to_string).collect();
+        assert_eq!(ours.names().count(), names.len());
+        for name in names {
+            let (_, shape) = theirs.shape(&name).unwrap();
+            let shape = shape.to_vec();
+            if shape.len() == 2 && name.contains(".layer.") {
+                let (n, k) = (shape[0], shape[1]);
+                let Ok(Mat::F16(w)) = theirs.mat(&name, n, k) else {
+                    panic!("{name}: f16 expected")
+                };
+                let mut want = vec![half::f16::ZERO; packed::packed_len(n, k, PANEL)];
+                packed::pack(&w, n, k, PANEL, &mut want);
+                let got = ours.panels(&name, n, k).unwrap().expect("stored as panels");
+                assert_eq!(
+                    got.as_bytes(),
+                    bytemuck::cast_slice::<_, u8>(&want),
+                    "{name}"
+                );
+                assert_eq!(got.as_bytes().as_ptr() as usize % 64, 0, "{name}: aligned");
+                linears += 1;
+            } else {
+                assert_eq!(
+                    ours.tensor_bytes(&name),
+                    theirs.tensor_bytes(&name),
+                    "{name}"
+                );
+            }
+        }
+        assert_eq!(linears, 36);
     }
 }

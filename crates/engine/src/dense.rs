@@ -4,13 +4,18 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::load::config::DenseConfig;
-use crate::ops::{Activation, CpuLevel, Linear, Weight};
-use crate::weights::{Mat, SafeTensors};
+use crate::ops::packed::{self, PANEL};
+use crate::ops::{Activation, CpuLevel, Floats, Panels};
+use crate::weights::SafeTensors;
 
-/// A loaded Dense module. Its weights are small, so they are copied out of the file.
+/// A loaded Dense module. Its weights are small, so they are copied out of the file, as f32
+/// panels: the panel kernel gives each vector the same bits however many are in the batch.
 #[derive(Debug)]
 pub(crate) struct Dense {
-    linear: Linear<'static>,
+    panels: Vec<f32>,       // [⌈out / 32⌉, in, 32]
+    bias: Option<Vec<f32>>, // [out]
+    in_dim: usize,
+    out_dim: usize,
     act: Activation,
 }
 
@@ -32,54 +37,51 @@ impl Dense {
                 "in_features and out_features must be positive",
             ));
         }
-        let weight = Weight::Stored(
-            match weights.mat("linear.weight", cfg.out_features, cfg.in_features)? {
-                Mat::F32(w) => Mat::F32(w.into_owned().into()),
-                Mat::F16(w) => Mat::F16(w.into_owned().into()),
-                Mat::BF16(w) => Mat::BF16(w.into_owned().into()),
-            },
-        );
+        let (n, k) = (cfg.out_features, cfg.in_features);
+        let stored = weights.mat("linear.weight", n, k)?;
+        let mut w = vec![0f32; n * k]; // [out, in]
+        for r in 0..n {
+            stored.row_into(r, k, &mut w[r * k..(r + 1) * k]);
+        }
+        let mut panels = vec![0f32; packed::packed_len(n, k, PANEL)];
+        packed::pack(&w, n, k, PANEL, &mut panels);
         let bias = if cfg.bias {
-            Some(
-                weights
-                    .vector("linear.bias", cfg.out_features)?
-                    .into_owned()
-                    .into(),
-            )
+            Some(weights.vector("linear.bias", n)?.into_owned())
         } else {
             None
         };
         Ok(Dense {
-            linear: Linear {
-                weight,
-                bias,
-                in_dim: cfg.in_features,
-                out_dim: cfg.out_features,
-            },
+            panels,
+            bias,
+            in_dim: k,
+            out_dim: n,
             act,
         })
     }
 
     pub(crate) fn in_dim(&self) -> usize {
-        self.linear.in_dim
+        self.in_dim
     }
 
     pub(crate) fn out_dim(&self) -> usize {
-        self.linear.out_dim
+        self.out_dim
     }
 
     /// `x` holds `n` vectors of `in_dim`; the result (`n × out_dim`) goes to `y`.
-    pub(crate) fn forward(
-        &self,
-        x: &[f32],
-        y: &mut Vec<f32>,
-        n: usize,
-        wbuf: &mut Vec<f32>,
-        cpu: CpuLevel,
-    ) {
+    pub(crate) fn forward(&self, x: &[f32], y: &mut Vec<f32>, n: usize, cpu: CpuLevel) {
+        let out = self.out_dim;
         y.clear();
-        y.resize(n * self.linear.out_dim, 0.0);
-        self.linear.forward(x, y, n, wbuf, None, cpu);
+        match &self.bias {
+            Some(b) => (0..n).for_each(|_| y.extend_from_slice(b)),
+            None => y.resize(n * out, 0.0),
+        }
+        let w = Panels {
+            data: Floats::F32(&self.panels),
+            n: out,
+            k: self.in_dim,
+            nr: PANEL,
+        };
+        packed::matmul(x, w, y, (n, out), cpu);
         self.act.apply(y, cpu);
     }
 }

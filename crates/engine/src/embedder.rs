@@ -36,10 +36,12 @@ pub struct EmbedReport {
 ///
 /// Load once, embed many times (`Embedder` is `Send + Sync`: share it between threads; calls draw
 /// threads from one [`ThreadPool`], so concurrent callers queue instead of oversubscribing the
-/// cores). Weights are used in place from the mapped file (or the library); a model that has run
-/// 64 times, or is given 16,384 tokens at once, copies its encoder layers into huge pages packed
-/// for a faster kernel (tens of milliseconds once; vectors agree to within 1e-5), so a one-shot run
-/// never pays for that ([`Residency`](crate::Residency)).
+/// cores). The encoder's matrix products all run one kernel over weights in its panel layout —
+/// compiled in for the built-in model, read from a prepared copy
+/// ([`LoadOptions::prepared`](crate::LoadOptions::prepared)) or packed at load — so a text's
+/// vector has the same bits alone or in any batch, at any thread count, and on AVX2 or AVX-512.
+/// Panels used where they lie move to huge pages once the model has run 64 times or is given
+/// 16,384 tokens at once ([`Residency`](crate::Residency)).
 ///
 /// ```no_run
 /// use sembed::{Embedder, EmbedOptions};
@@ -493,63 +495,93 @@ mod tests {
         shared::<Embedder>();
     }
 
-    /// Largest absolute difference between two sets of vectors.
-    fn max_diff(a: &Embeddings, b: &Embeddings) -> f32 {
-        assert_eq!(a.as_slice().len(), b.as_slice().len());
-        a.as_slice()
-            .iter()
-            .zip(b.as_slice())
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
+    /// `name`'s fixture with its linear weights rewritten as panels (what the built-in model
+    /// compiles in and a prepared copy holds), in a temporary folder.
+    fn panels_fixture(name: &str) -> (tempfile::TempDir, Embedder) {
+        let src = format!(
+            "{}/../../tests/data/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        fn copy(from: &std::path::Path, to: &std::path::Path) {
+            for entry in std::fs::read_dir(from).unwrap() {
+                let path = entry.unwrap().path();
+                let dest = to.join(path.file_name().unwrap());
+                if path.is_dir() {
+                    std::fs::create_dir(&dest).unwrap();
+                    copy(&path, &dest);
+                } else if path.file_name().unwrap() == "model.safetensors" {
+                    let bytes = std::fs::read(&path).unwrap();
+                    let mut out = Vec::new();
+                    use crate::weights::panels_file::{is_encoder_linear, write_panels};
+                    write_panels(&bytes, &is_encoder_linear, &[], &mut out).unwrap();
+                    std::fs::write(dest, out).unwrap();
+                } else {
+                    std::fs::copy(&path, dest).unwrap();
+                }
+            }
+        }
+        copy(src.as_ref(), tmp.path());
+        let model = Embedder::from_dir(tmp.path()).unwrap();
+        (tmp, model)
     }
 
-    /// The first runs use the mapped weights (a one-shot CLI run pays no copy); after
-    /// AFTER_RUNS the layers move to the packed huge-page copy. The vectors then come from
-    /// another kernel (other summation order) and may differ in the last bits only. The f32
-    /// fixtures cover the three flavours' tensor names, the built-in model f16 panels.
+    /// Weights as stored are packed at load, so a model never switches kernels and its vectors
+    /// keep their bits; weights already in panels (a panels file, the built-in model) are used
+    /// where they lie, moved to huge pages after AFTER_RUNS runs, again with the same bits. The
+    /// f32 fixtures cover the three flavours' tensor names, the built-in model f16 panels.
     #[test]
-    fn frequent_use_moves_layers_to_packed_huge_pages() {
+    fn frequent_use_moves_layers_to_packed_huge_pages_with_the_same_bits() {
+        let packs = crate::ops::packed::worth_packing(crate::ops::CpuLevel::best());
         let mut names = vec!["tiny-bert-cls", "tiny-xlmr-mean", "tiny-mpnet-mean"];
         if cfg!(feature = "builtin") {
             names.push("built-in");
         }
-        let load = |name: &str| -> Embedder {
-            #[cfg(feature = "builtin")]
-            if name == "built-in" {
-                return Embedder::builtin().unwrap();
-            }
-            fixture(name)
-        };
         for name in names {
-            for threads in [1, 2] {
-                let opts = EmbedOptions {
-                    threads,
-                    ..Default::default()
-                };
-                let model = load(name);
-                let first = model.embed(&TEXTS, &opts).unwrap();
-                for _ in 1..crate::encoder::resident_after_runs() {
-                    model.embed(&TEXTS[..1], &opts).unwrap();
-                    // Empty calls are not use.
-                    model.embed(&[] as &[&str], &opts).unwrap();
+            for panels in [false, true] {
+                if name == "built-in" && !panels {
+                    continue;
                 }
-                assert!(!is_resident(&model), "{name}");
-                let later = model.embed(&TEXTS, &opts).unwrap();
+                let (_tmp, model) = match (name, panels) {
+                    #[cfg(feature = "builtin")]
+                    ("built-in", _) => (tempfile::tempdir().unwrap(), Embedder::builtin().unwrap()),
+                    (_, true) => panels_fixture(name),
+                    (_, false) => (tempfile::tempdir().unwrap(), fixture(name)),
+                };
                 assert_eq!(
                     is_resident(&model),
-                    crate::memory::huge_pages_available(),
-                    "{name}"
+                    packs && !panels,
+                    "{name}: packed at load"
                 );
-                let d = max_diff(&first, &later);
-                assert!(d < 1e-5, "{name}, {threads} threads: max difference {d}");
+                for threads in [1, 2] {
+                    let opts = EmbedOptions {
+                        threads,
+                        ..Default::default()
+                    };
+                    let first = model.embed(&TEXTS, &opts).unwrap();
+                    for _ in 1..crate::encoder::resident_after_runs() {
+                        model.embed(&TEXTS[..1], &opts).unwrap();
+                        // Empty calls are not use.
+                        model.embed(&[] as &[&str], &opts).unwrap();
+                    }
+                    let later = model.embed(&TEXTS, &opts).unwrap();
+                    assert!(is_resident(&model), "{name}");
+                    assert_eq!(
+                        first.as_slice(),
+                        later.as_slice(),
+                        "{name}, {threads} threads"
+                    );
+                }
             }
         }
     }
 
-    /// `Residency::Never` keeps a model on its mapped weights however often it runs (what
-    /// `SEMBED_RESIDENT=0` sets in the CLI); `Eager` copies at load.
+    /// `Residency::Never` keeps a model on its weights as loaded however often it runs (what
+    /// `SEMBED_RESIDENT=0` sets in the CLI); `Auto` packs weights as stored at load; `Eager`
+    /// copies at load even weights already in panels.
     #[test]
     fn residency_policy_is_per_model() {
+        let packs = crate::ops::packed::worth_packing(crate::ops::CpuLevel::best());
         let never = fixture_with(
             "tiny-bert-cls",
             &LoadOptions {
@@ -558,35 +590,44 @@ mod tests {
             },
         );
         let auto = fixture("tiny-bert-cls");
+        assert_eq!(is_resident(&auto), packs);
         let opts = EmbedOptions::default();
         for _ in 0..=crate::encoder::resident_after_runs() {
             never.embed(&TEXTS, &opts).unwrap();
-            auto.embed(&TEXTS, &opts).unwrap();
         }
         assert!(!is_resident(&never));
-        assert_eq!(is_resident(&auto), crate::memory::huge_pages_available());
-        let eager = fixture_with(
-            "tiny-bert-cls",
-            &LoadOptions {
-                residency: Residency::Eager,
-                ..Default::default()
-            },
+        let (_tmp, panels) = panels_fixture("tiny-bert-cls");
+        assert!(!is_resident(&panels));
+        let eager = |dir: &std::path::Path| {
+            Embedder::from_dir_with(
+                dir,
+                &LoadOptions {
+                    residency: Residency::Eager,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
+        assert!(is_resident(&eager(_tmp.path())));
+        assert_eq!(
+            never.embed(&TEXTS, &opts).unwrap().as_slice().len(),
+            auto.embed(&TEXTS, &opts).unwrap().as_slice().len()
         );
-        assert_eq!(is_resident(&eager), crate::memory::huge_pages_available());
     }
 
-    /// A run of MIN_TOKENS tokens copies at once (a smaller one does not), and its vectors
-    /// match the mapped weights' run of each text alone.
+    /// Over panels, a run of MIN_TOKENS tokens copies to huge pages at once (a smaller one does
+    /// not), and its vectors equal each text's run alone bit for bit, however the texts were
+    /// batched: what lets a cache or an index hand back a vector computed in another run.
     #[test]
-    fn a_big_run_copies_at_once() {
+    fn a_big_run_copies_at_once_and_batches_do_not_change_bits() {
         let opts = EmbedOptions::default();
         let texts: Vec<String> = (0..3000)
-            .map(|i| format!("sentence number {i} of many"))
+            .map(|i| format!("sentence number {i} of many{}", " more".repeat(i % 7)))
             .collect();
-        let small = fixture("tiny-bert-cls");
+        let (_a, small) = panels_fixture("tiny-bert-cls");
         small.embed(&texts[..100], &opts).unwrap();
         assert!(!is_resident(&small));
-        let model = fixture("tiny-bert-cls");
+        let (_b, model) = panels_fixture("tiny-bert-cls");
         let all = model.embed(&texts, &opts).unwrap();
         let t = model.tokenize(&texts, &opts).unwrap();
         assert!(
@@ -594,18 +635,34 @@ mod tests {
             "{} tokens: test too small",
             t.total_tokens()
         );
-        assert_eq!(is_resident(&model), crate::memory::huge_pages_available());
-        let reference = fixture("tiny-bert-cls");
-        for i in [0, 1234, 2999] {
-            let want = reference.embed(&[texts[i].as_str()], &opts).unwrap();
-            let d = want
-                .row(0)
-                .iter()
-                .zip(all.row(i))
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
-            assert!(d < 1e-5, "text {i}: max difference {d}");
+        assert!(is_resident(&model));
+        // Packed at load (where packing pays): the same bits as panels from the file.
+        let stored = fixture("tiny-bert-cls");
+        let models = match crate::ops::packed::worth_packing(crate::ops::CpuLevel::best()) {
+            true => vec![&small, &stored],
+            false => vec![&small],
+        };
+        for i in [0, 1, 5, 1234, 2999] {
+            for threads in [1, 2] {
+                let one = EmbedOptions {
+                    threads,
+                    batch_size: 1 + i % 5,
+                    ..Default::default()
+                };
+                let some = &texts[i.saturating_sub(2)..=i];
+                let last = some.len() - 1;
+                for &m in &models {
+                    let alone = m.embed(&[texts[i].as_str()], &one).unwrap();
+                    assert_eq!(
+                        alone.row(0),
+                        all.row(i),
+                        "text {i} alone, {threads} threads"
+                    );
+                    let among = m.embed(some, &one).unwrap();
+                    assert_eq!(among.row(last), all.row(i), "text {i} among others");
+                }
+            }
         }
-        assert!(!is_resident(&reference));
+        assert!(!is_resident(&small));
     }
 }

@@ -11,9 +11,10 @@
 //! [`LoadOptions::digest_cache`](crate::LoadOptions::digest_cache) names a folder, remembered there
 //! keyed by the file's device, inode, size and modification time.
 //!
-//! Not part of it, on purpose: the CPU's instruction set and the thread count, which change
-//! vectors only in the last bits (tests bound that at 1e-5) — a fingerprint must match across
-//! machines. [`Embedder::fingerprint`](crate::Embedder::fingerprint) adds the options that do
+//! Not part of it, on purpose: the CPU's instruction set, the thread count, the batch and the
+//! weights' layout (as stored, packed, prepared), which leave the bits of a vector unchanged on
+//! x86-64 with AVX2 or AVX-512 (the portable fallback agrees to within 1e-5) — a fingerprint must
+//! match across machines. [`Embedder::fingerprint`](crate::Embedder::fingerprint) adds the options that do
 //! change vectors (prompt, truncation length, normalization, truncate-dim); callers add their own
 //! stages with [`Fingerprint::derive`] (output precision, a chunker version, ...).
 
@@ -25,9 +26,11 @@ use sha2::{Digest, Sha256};
 use crate::bytes::Bytes;
 use crate::error::{Error, Result};
 
-/// Bumped whenever a change to sembed alters the vectors it computes from the same files beyond
-/// rounding (a fix to pooling, say), so caches filled by older versions are not reused.
-pub const VECTORS_VERSION: u32 = 1;
+/// Bumped whenever a change to sembed alters the bits of the vectors it computes from the same
+/// files (a fix to pooling, another summation order), so caches and indexes filled by older
+/// versions are not reused: a cached vector is the bits an uncached run gives. 2: the single panel
+/// kernel (vectors no longer depend on their batch).
+pub const VECTORS_VERSION: u32 = 2;
 
 /// A 256-bit fingerprint, shown as 64 hex digits.
 ///
@@ -147,6 +150,23 @@ impl ModelDigest {
         } else {
             files.push((rel.to_string(), content));
         }
+    }
+
+    /// The sha256 of the file `rel` (hashing it now, through the digest cache, if not known
+    /// yet); `None` if it was absent or not recorded.
+    pub(crate) fn sha256(&self, rel: &str) -> Result<Option<[u8; 32]>> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((_, content)) = files.iter_mut().find(|(r, _)| r == rel) else {
+            return Ok(None);
+        };
+        let d = match content {
+            Content::Absent => return Ok(None),
+            Content::Known(d) => *d,
+            Content::Bytes(b) => Sha256::digest(&***b).into(),
+            Content::File { path, file } => file_digest(path, file, self.digest_cache.as_deref())?,
+        };
+        *content = Content::Known(d);
+        Ok(Some(d))
     }
 
     /// The model's fingerprint (computed once; an I/O error is returned, not remembered).

@@ -38,15 +38,15 @@ pub(crate) struct HugeBufferMut {
 }
 
 impl HugeBufferMut {
-    /// `len` zeroed bytes; `None` when huge pages are switched off or the memory is not there.
+    /// `len` zeroed bytes, on huge pages where the system has them (else ordinary pages); `None`
+    /// when the memory is not there.
     pub(crate) fn new(len: usize) -> Option<Self> {
-        if !huge_pages_available() {
-            return None;
-        }
         // One extra huge page so the data can start on a huge-page boundary whatever address the
         // kernel picks; the untouched slack is never resident.
         let map = memmap2::MmapMut::map_anon(len + HUGE).ok()?;
-        let _ = map.advise(memmap2::Advice::HugePage);
+        if huge_pages_available() {
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
         let start = (HUGE - map.as_ptr() as usize % HUGE) % HUGE;
         Some(HugeBufferMut { map, start, len })
     }

@@ -9,8 +9,10 @@ use crate::threads::ThreadPool;
 
 pub use crate::encoder::Residency;
 
-/// The widest instruction set a model's kernels may use. Vectors agree across levels to within
-/// 1e-5 (other summation orders); the cap exists to measure or avoid one path.
+/// The widest instruction set a model's kernels may use. AVX2 and AVX-512 give the same bits
+/// (the encoder's products are one chain of fused multiply-adds per output either way); the
+/// portable level, for CPUs without them, agrees to within 1e-5. The cap exists to measure or
+/// avoid one path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Cpu {
@@ -81,6 +83,13 @@ pub struct LoadOptions {
     /// (keyed by device, inode, size and modification time), so a fingerprint costs a hash once.
     /// `None`: hashed once per process.
     pub digest_cache: Option<PathBuf>,
+    /// A folder for prepared copies of weights files: f32/f16 encoder weights are rearranged
+    /// into the kernels' layout once, written there (named by the file's sha256, checked when
+    /// read, replaced atomically) and mapped by later loads, which then pack nothing. Each copy
+    /// is the size of its weights file; delete the folder any time. `None`: weights as stored
+    /// are packed in memory at every load (~20 ms for MiniLM's f32 layers here). Either way the
+    /// vectors are the same bits.
+    pub prepared: Option<PathBuf>,
 }
 
 /// Options for one embedding call. `Default` gives sentence-transformers' behaviour.

@@ -531,7 +531,7 @@ fn builtin_fingerprint_is_a_constant() {
     let a = fp(&Embedder::builtin().unwrap());
     assert_eq!(
         a.to_string(),
-        "4e6bd572582ee76be8ad87f33783515c3e5af2c805e079b686a4757764d79e54"
+        "7a1d18ed71c13404a8d57f6fbf18858827c8e172c20fca18ee4ef26ccc339f00"
     );
 }
 
@@ -546,5 +546,76 @@ fn a_hub_cache_copy_and_a_plain_copy_share_a_fingerprint() {
     assert_eq!(
         fp(&Embedder::from_dir(&snap).unwrap()),
         fp(&Embedder::from_dir(&dir).unwrap())
+    );
+}
+
+/// A prepared copy (the kernels' layout, on disk) is made at the first load, read by later ones,
+/// replaced when the weights change, and gives the same bits as packing in memory; loads racing
+/// to make it all succeed. A text's vector is the same alone or batched, at any thread count.
+#[test]
+fn prepared_copies_give_the_same_bits_and_follow_the_weights() {
+    let (_t, dir) = copy_of(&fixture("tiny-bert-max-dense"));
+    let texts = [
+        "A man is playing a guitar.",
+        "hi",
+        "Zwei Hunde spielen im Schnee, lange.",
+    ];
+    let opts = EmbedOptions::default();
+    let plain = Embedder::from_dir(&dir)
+        .unwrap()
+        .embed(&texts, &opts)
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let prepared = LoadOptions {
+        prepared: Some(cache.path().join("prepared")),
+        ..Default::default()
+    };
+    let copies = || -> Vec<_> {
+        std::fs::read_dir(cache.path().join("prepared"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let racing: Vec<Embedder> = std::thread::scope(|s| {
+        let loads: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| Embedder::from_dir_with(&dir, &prepared).unwrap()))
+            .collect();
+        loads.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(copies().len(), 1, "{:?}", copies());
+    let stamp = std::fs::metadata(&copies()[0]).unwrap().modified().unwrap();
+    for m in &racing {
+        assert_eq!(m.embed(&texts, &opts).unwrap().as_slice(), plain.as_slice());
+    }
+    let again = Embedder::from_dir_with(&dir, &prepared).unwrap();
+    assert_eq!(
+        std::fs::metadata(&copies()[0]).unwrap().modified().unwrap(),
+        stamp
+    );
+    for threads in [1, 2] {
+        for (i, t) in texts.iter().enumerate() {
+            let one = EmbedOptions {
+                threads,
+                ..Default::default()
+            };
+            let alone = again.embed(&[*t], &one).unwrap();
+            assert_eq!(alone.row(0), plain.row(i), "text {i}, {threads} threads");
+        }
+    }
+    // Changed weights: another copy, other vectors.
+    let p = dir.join("model.safetensors");
+    let mut b = std::fs::read(&p).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    std::fs::write(&p, b).unwrap();
+    let changed = Embedder::from_dir_with(&dir, &prepared).unwrap();
+    assert_eq!(copies().len(), 2);
+    let want = Embedder::from_dir(&dir)
+        .unwrap()
+        .embed(&texts, &opts)
+        .unwrap();
+    assert_eq!(
+        changed.embed(&texts, &opts).unwrap().as_slice(),
+        want.as_slice()
     );
 }

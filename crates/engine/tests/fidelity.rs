@@ -107,6 +107,13 @@ fn batching_and_threads_do_not_change_vectors() {
                 },
             )
             .unwrap();
+        if exact() {
+            assert_eq!(
+                e.as_slice(),
+                base.as_slice(),
+                "threads {threads} batch {batch_size}"
+            );
+        }
         let (c, i) = min_cosine(
             &e.rows().collect::<Vec<_>>(),
             &base.rows().collect::<Vec<_>>(),
@@ -114,6 +121,50 @@ fn batching_and_threads_do_not_change_vectors() {
         assert!(
             c > 0.999999,
             "threads {threads} batch {batch_size}: cosine {c} at {i}"
+        );
+    }
+}
+
+/// Whether vectors must keep their bits across batches, threads and instruction sets: on x86-64
+/// with AVX2 (one panel kernel); the portable fallback agrees to within rounding.
+fn exact() -> bool {
+    std::env::var("SEMBED_CPU").as_deref() != Ok("portable")
+        && Embedder::from_dir_with(real_model(), &opts())
+            .unwrap()
+            .info()
+            .cpu
+            != "portable"
+}
+
+/// AVX2 and AVX-512 kernels give the same bits (where the CPU has AVX-512; else both are AVX2),
+/// for the f32 model packed at load and the built-in model's compiled-in f16 panels.
+#[test]
+fn instruction_sets_give_the_same_bits() {
+    if !exact() {
+        return;
+    }
+    let texts: Vec<String> = stsb_sentences().into_iter().take(300).collect();
+    let at = |cpu: Cpu, builtin: bool| {
+        let o = LoadOptions {
+            cpu,
+            ..Default::default()
+        };
+        let m = match builtin {
+            #[cfg(feature = "builtin")]
+            true => Embedder::builtin_with(&o).unwrap(),
+            _ => Embedder::from_dir_with(real_model(), &o).unwrap(),
+        };
+        let level = m.info().cpu.to_string();
+        (level, m.embed(&texts, &EmbedOptions::default()).unwrap())
+    };
+    for builtin in [false, cfg!(feature = "builtin")] {
+        let (l2, avx2) = at(Cpu::Avx2, builtin);
+        let (lb, best) = at(Cpu::Auto, builtin);
+        assert_eq!(l2, "avx2");
+        assert_eq!(
+            avx2.as_slice(),
+            best.as_slice(),
+            "avx2 vs {lb}, built-in: {builtin}"
         );
     }
 }
@@ -170,9 +221,13 @@ fn one_sentence_on_two_threads_equals_one_thread() {
         ..Default::default()
     };
     model.embed(&["warm up"], &two).unwrap();
+    let exact = exact();
     for r in dev.iter().filter(|r| r.input_ids.len() <= 32) {
         let a = model.embed(&[r.text.as_str()], &one).unwrap();
         let b = model.embed(&[r.text.as_str()], &two).unwrap();
+        if exact {
+            assert_eq!(a.row(0), b.row(0), "{:?}", r.text);
+        }
         assert!(
             sembed::cosine(a.row(0), b.row(0)) > 0.999999,
             "{:?}",

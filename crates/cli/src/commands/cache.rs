@@ -1,31 +1,94 @@
-//! `sembed cache stats|clear`: the embedding cache of `sembed embed --cache`.
+//! `sembed cache stats|clear`: the embedding cache of `sembed embed --cache`, and the prepared
+//! copies of model weights (the kernels' layout, so a load packs nothing) beside it.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::args::CacheCommand;
+use crate::commands::index::human_bytes;
 use crate::printer::Printer;
 
 pub fn run(cmd: CacheCommand, _printer: &Printer) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
+    let prepared = crate::model::prepared_dir();
     match cmd {
         CacheCommand::Stats { at, json } => {
             let db = super::index::cache_db(at.cache_dir.as_deref())?;
-            match sembed_index::stats(&db)? {
-                Some(s) => super::index::print_stats(&mut out, &s, json)?,
-                None if json => writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"path": db.to_string_lossy(), "exists": false})
-                )?,
-                None => writeln!(out, "no cache at {}", db.display())?,
+            let (files, bytes) = prepared.as_deref().map(prepared_files).unwrap_or_default();
+            let stats = sembed_index::stats(&db)?;
+            if json {
+                let mut v = match &stats {
+                    Some(s) => super::index::stats_json(s),
+                    None => serde_json::json!({"path": db.to_string_lossy(), "exists": false}),
+                };
+                v["prepared"] = serde_json::json!({
+                    "path": prepared.as_deref().map(Path::to_string_lossy),
+                    "files": files.len(),
+                    "bytes": bytes,
+                });
+                writeln!(out, "{v}")?;
+            } else {
+                match &stats {
+                    Some(s) => super::index::print_stats(&mut out, s, false)?,
+                    None => writeln!(out, "no cache at {}", db.display())?,
+                }
+                if let Some(dir) = &prepared {
+                    writeln!(
+                        out,
+                        "prepared weights: {} ({}) in {}",
+                        plural(files.len(), "file"),
+                        human_bytes(bytes),
+                        dir.display()
+                    )?;
+                }
             }
         }
-        CacheCommand::Clear { at } => {
+        CacheCommand::Clear { at, prepared: also } => {
             let db = super::index::cache_db(at.cache_dir.as_deref())?;
             let n = sembed_index::clear_cache(&db)?;
             writeln!(out, "removed {n} cached vectors from {}", db.display())?;
+            if also && let Some(dir) = &prepared {
+                let (files, bytes) = prepared_files(dir);
+                for f in &files {
+                    // A copy in use by another process stays readable to it (unlinked, not gone).
+                    std::fs::remove_file(f)
+                        .map_err(|e| anyhow::anyhow!("removing {}: {e}", f.display()))?;
+                }
+                writeln!(
+                    out,
+                    "removed {} of prepared weights ({}) from {}",
+                    plural(files.len(), "file"),
+                    human_bytes(bytes),
+                    dir.display()
+                )?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The prepared copies in `dir` (finished ones: `.safetensors`) and their total size.
+fn prepared_files(dir: &Path) -> (Vec<PathBuf>, u64) {
+    let mut files = Vec::new();
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "safetensors")
+            && let Ok(m) = entry.metadata()
+            && m.is_file()
+        {
+            bytes += m.len();
+            files.push(path);
+        }
+    }
+    files.sort();
+    (files, bytes)
+}
+
+fn plural(n: usize, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
 }

@@ -197,29 +197,35 @@ pub fn print_stats(
     json: bool,
 ) -> anyhow::Result<()> {
     if json {
-        let collections: Vec<_> = s
-            .collections
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "model": c.model, "fingerprint": c.fingerprint, "dim": c.dim,
-                    "documents": c.docs, "chunks": c.chunks, "vectors": c.vectors,
-                })
-            })
-            .collect();
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({
-                "path": s.path.to_string_lossy(),
-                "bytes": s.bytes,
-                "collections": collections,
-                "cached_vectors": s.cached_vectors,
-                "cached_bytes": s.cached_bytes,
-            })
-        )?;
+        writeln!(out, "{}", stats_json(s))?;
         return Ok(());
     }
+    print_stats_text(out, s)
+}
+
+/// The JSON object `index --stats --json` and `cache stats --json` print.
+pub fn stats_json(s: &sembed_index::Stats) -> serde_json::Value {
+    let collections: Vec<_> = s
+        .collections
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "model": c.model, "fingerprint": c.fingerprint, "dim": c.dim,
+                "documents": c.docs, "chunks": c.chunks, "vectors": c.vectors,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "path": s.path.to_string_lossy(),
+        "bytes": s.bytes,
+        "collections": collections,
+        "cached_vectors": s.cached_vectors,
+        "cached_bytes": s.cached_bytes,
+    })
+}
+
+/// Text output of [`print_stats`].
+fn print_stats_text(out: &mut impl Write, s: &sembed_index::Stats) -> anyhow::Result<()> {
     writeln!(out, "{} ({})", s.path.display(), human_bytes(s.bytes))?;
     for c in &s.collections {
         writeln!(

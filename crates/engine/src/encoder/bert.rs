@@ -14,7 +14,10 @@ use rustc_hash::FxHashMap;
 use super::resident::ResidentLayers;
 use crate::error::{Error, Result};
 use crate::load::config::TransformerConfig;
-use crate::ops::{Activation, CpuLevel, LayerNorm, Linear, Team, Weight, gemm, softmax_rows};
+use crate::ops::packed::PANEL;
+use crate::ops::{
+    Activation, CpuLevel, LayerNorm, Linear, Panels, Team, Weight, gemm, softmax_rows,
+};
 use crate::weights::{Mat, RowTable, SafeTensors};
 
 /// Which member of the BERT family a checkpoint is.
@@ -129,9 +132,21 @@ fn grow(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..len]
 }
 
+/// A linear layer: its weight as panels where the file stores it so (the built-in model, a
+/// prepared copy), else as stored.
 fn linear<'a>(w: &'a SafeTensors, name: &str, out_dim: usize, in_dim: usize) -> Result<Linear<'a>> {
+    let weight_name = format!("{name}.weight");
+    let weight = match w.panels(&weight_name, out_dim, in_dim)? {
+        Some(data) => Weight::Packed(Panels {
+            data,
+            n: out_dim,
+            k: in_dim,
+            nr: PANEL,
+        }),
+        None => Weight::Stored(w.mat(&weight_name, out_dim, in_dim)?),
+    };
     Ok(Linear {
-        weight: Weight::Stored(w.mat(&format!("{name}.weight"), out_dim, in_dim)?),
+        weight,
         bias: Some(w.vector(&format!("{name}.bias"), out_dim)?),
         in_dim,
         out_dim,

@@ -19,11 +19,11 @@ use crate::dense::Dense;
 use crate::error::Result;
 use crate::load::config::TransformerConfig;
 use crate::memory::Prefetch;
-use crate::ops::{CpuLevel, team_pays};
+use crate::ops::{CpuLevel, Weight, team_pays};
 use crate::pooling::Pooling;
 use crate::post::Post;
 use crate::threads::ThreadPool;
-use crate::weights::SafeTensors;
+use crate::weights::{Mat, SafeTensors};
 
 self_cell::self_cell!(
     /// The encoder borrowing its weights from the file it owns.
@@ -76,6 +76,17 @@ impl Transformer {
         weights.prefetch(|n| n.contains("encoder."))
     }
 
+    /// Checks that `weights` hold the encoder `config` describes (names, shapes, dtypes), as
+    /// [`new`](Self::new) would, without building it.
+    pub(crate) fn check(
+        weights: &SafeTensors,
+        config: &TransformerConfig,
+        flavor: Flavor,
+        config_path: &std::path::Path,
+    ) -> Result<()> {
+        BertModel::load(weights, config, flavor, config_path).map(drop)
+    }
+
     /// The encoder over `weights` (whose pages `prefetch` maps), then `pooling` and `dense`.
     pub(crate) fn new(
         (weights, prefetch): (SafeTensors, Prefetch),
@@ -96,8 +107,19 @@ impl Transformer {
             cpu,
             workspaces: Mutex::new(Vec::new()),
         };
-        if residency == Residency::Eager {
-            t.resident_layers(1);
+        // Weights as stored are packed now: the panel kernel is then the only one, so a text's
+        // vector does not depend on the texts batched with it, the thread count or the run's
+        // size (a cache or an index may reuse it for any later run). Panels from the file (the
+        // built-in model, a prepared copy) need nothing; `Auto` moves them to huge pages later.
+        let stored = t
+            .encoder
+            .borrow_dependent()
+            .layers()
+            .iter()
+            .flat_map(|l| l.linears())
+            .any(|lin| matches!(lin.weight, Weight::Stored(Mat::F32(_) | Mat::F16(_))));
+        if residency == Residency::Eager || (stored && crate::ops::packed::worth_packing(cpu)) {
+            t.residency.make_now(|| t.make_copy());
         }
         Ok(t)
     }
@@ -131,15 +153,18 @@ impl Transformer {
 
     /// The layers over the packed huge-page copy, made when the residency policy says so.
     fn resident_layers(&self, tokens: usize) -> Option<&ResidentLayers> {
-        self.residency.for_run(tokens, || {
-            // Its page-mapping thread must not map again what the copy releases.
-            drop(self.prefetch.lock().ok().and_then(|mut p| p.take()));
-            resident::copy_layers(
-                self.encoder.borrow_dependent().layers(),
-                self.encoder.borrow_owner(),
-                self.cpu,
-            )
-        })
+        self.residency.for_run(tokens, || self.make_copy())
+    }
+
+    /// Copies the layers into huge pages (packing what is stored as in the file).
+    fn make_copy(&self) -> Option<ResidentLayers> {
+        // Its page-mapping thread must not map again what the copy releases.
+        drop(self.prefetch.lock().ok().and_then(|mut p| p.take()));
+        resident::copy_layers(
+            self.encoder.borrow_dependent().layers(),
+            self.encoder.borrow_owner(),
+            self.cpu,
+        )
     }
 
     /// Runs the sequences `spans` (into `ids`) and returns each one's output, in input order,
@@ -276,10 +301,9 @@ impl Transformer {
             }
         }
         let mut x = pooled;
-        let mut wbuf = Vec::new();
         for d in &self.dense {
             let mut y = Vec::new();
-            d.forward(&x, &mut y, n, &mut wbuf, cpu);
+            d.forward(&x, &mut y, n, cpu);
             x = y;
         }
         post.apply(x, self.pooled_dim(), Some(crate::normalize::l2_normalize))
@@ -345,20 +369,19 @@ mod tests {
             };
             let original = t.encoder.borrow_dependent().layers();
             for cpu in CpuLevel::available() {
-                let Some(copy) = resident::copy_layers(original, t.encoder.borrow_owner(), cpu)
-                else {
-                    assert!(!crate::memory::huge_pages_available());
-                    return;
-                };
+                let copy = resident::copy_layers(original, t.encoder.borrow_owner(), cpu)
+                    .expect("memory for the copy");
                 for (a, b) in original.iter().zip(copy.layers()) {
                     for (la, lb) in a.linears().iter().zip(b.linears()) {
                         let (n, k) = (la.out_dim, la.in_dim);
-                        let Weight::Stored(ma) = &la.weight else {
-                            panic!("original is as stored")
-                        };
                         let mut row = vec![0f32; k];
-                        match &lb.weight {
-                            Weight::Packed(p) => {
+                        match (&la.weight, &lb.weight) {
+                            // Panels from the file (the built-in model): copied as they are.
+                            (Weight::Packed(pa), Weight::Packed(pb)) => {
+                                assert_eq!(pa.data.as_bytes(), pb.data.as_bytes());
+                                assert_eq!(pb.data.as_bytes().as_ptr() as usize % 64, 0);
+                            }
+                            (Weight::Stored(ma), Weight::Packed(p)) => {
                                 assert!(crate::ops::packed::worth_packing(cpu));
                                 let ptr = match p.data {
                                     Floats::F32(d) => d.as_ptr() as usize,
@@ -372,7 +395,7 @@ mod tests {
                                     }
                                 }
                             }
-                            Weight::Stored(mb) => {
+                            (Weight::Stored(ma), Weight::Stored(mb)) => {
                                 assert!(!crate::ops::packed::worth_packing(cpu));
                                 assert_eq!(ma.as_bytes(), mb.as_bytes());
                                 assert!(matches!(
@@ -380,6 +403,7 @@ mod tests {
                                     (Mat::F32(_), Mat::F32(_)) | (Mat::F16(_), Mat::F16(_))
                                 ));
                             }
+                            (Weight::Packed(_), Weight::Stored(_)) => panic!("panels unpacked"),
                         }
                         assert_eq!(la.bias, lb.bias);
                     }

@@ -1,14 +1,14 @@
-//! Residency: a model in frequent use copies its encoder layers into huge pages, with the matrices
-//! rearranged into the column panels of `ops::packed`, and drops the mapped pages they came from.
+//! Residency: the encoder layers copied into huge pages, with the matrices in the column panels
+//! of `ops::packed`, dropping the mapped pages they came from.
 //!
-//! Why: in this VM every 4 KiB page of streamed weights costs a page walk (a 9-row product over
-//! 37 MB of f32 weights: 40–45 GFLOP/s from 4 KiB pages, 87 from huge pages), and packing once
-//! saves `matrixmultiply` repacking the weights on every call (14–16 % of a batched run). The copy
-//! costs 21–121 ms here (mostly the kernel zeroing fresh huge pages, which in this VM first have to
-//! be backed by the host), repaid by faster products — 0.4–1.0 ms per single-sentence run
-//! (1.59–2.10 → 1.20–1.52 ms on 2 threads), and ~15 % of a batched run. Vectors from the copy
-//! differ from the mapped path's in the last bits only (another summation order; tests bound it
-//! at 1e-5).
+//! Weights stored as in the file are copied (packed) at load: with one kernel for every product,
+//! a text's vector does not depend on its batch, the thread count or the run's size (the other
+//! kernels, for weights as stored, sum in other orders). Weights already in panels (the built-in
+//! model, a prepared copy) are used where they lie and copied as they are once the model is in
+//! frequent use: in this VM every 4 KiB page of streamed weights costs a page walk (a 9-row
+//! product over 37 MB of f32 weights: 40–45 GFLOP/s from 4 KiB pages, 87 from huge pages). The
+//! copy costs 20–120 ms here (mostly the kernel zeroing fresh pages, which in this VM first have
+//! to be backed by the host), so a one-shot run over panels never pays it.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,17 +20,22 @@ use crate::memory::{HugeBuffer, HugeBufferMut};
 use crate::ops::{CpuLevel, Floats, LayerNorm, Linear, Panels, Weight, packed};
 use crate::weights::{Mat, SafeTensors, cast};
 
-/// When the copy is made (a field of [`LoadOptions`](crate::LoadOptions)).
+/// When the encoder's layers are copied into huge pages in the kernels' panel layout (a field of
+/// [`LoadOptions`](crate::LoadOptions)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Residency {
-    /// After the model's 64th run, or at once for a run of ≥ 16,384 tokens (≈ 1.5 s of work on
-    /// two cores): a one-shot command never pays for the copy, a server or a big job does.
+    /// Weights stored as in the file: at load (packing them is what makes vectors independent
+    /// of batches; a prepared copy avoids it). Weights already in panels: after the model's 64th
+    /// run, or at once for a run of ≥ 16,384 tokens (≈ 1.5 s of work on two cores), so a one-shot
+    /// command never pays for the copy, a server or a big job does.
     #[default]
     Auto,
     /// At load time (a server that wants its first requests as fast as the later ones).
     Eager,
-    /// Never: the layers keep reading the weights where they were loaded from.
+    /// Never: the layers read the weights where they were loaded from. Weights stored as in the
+    /// file then run other kernels by batch shape, and a text's vector may differ in the last bits
+    /// (within 1e-5) with the texts batched with it.
     Never,
 }
 
@@ -98,6 +103,17 @@ impl ResidencyState {
         self.copy.get_or_init(make).as_ref()
     }
 
+    /// The copy, made now (with `make`) unless the policy is `Never`.
+    pub(crate) fn make_now(
+        &self,
+        make: impl FnOnce() -> Option<ResidentLayers>,
+    ) -> Option<&ResidentLayers> {
+        if self.policy == Residency::Never {
+            return None;
+        }
+        self.copy.get_or_init(make).as_ref()
+    }
+
     /// Whether the copy exists.
     #[cfg(test)]
     pub(crate) fn is_resident(&self) -> bool {
@@ -123,7 +139,7 @@ enum Placed {
 
 /// The bytes each tensor of `layers` takes in the copy, in visiting order.
 fn plan(layers: &[BertLayer<'_>], cpu: CpuLevel) -> Vec<(Placed, usize)> {
-    let nr = packed::panel_width(cpu);
+    let nr = packed::PANEL;
     let mut out = Vec::new();
     for layer in layers {
         for lin in layer.linears() {
@@ -148,7 +164,16 @@ fn plan(layers: &[BertLayer<'_>], cpu: CpuLevel) -> Vec<(Placed, usize)> {
                     packed::packed_len(n, k, nr) * 2,
                 ),
                 Weight::Stored(m) => (Placed::Stored, m.as_bytes().len()),
-                Weight::Packed(p) => (Placed::Stored, p.data.len() * 4),
+                // Panels already (the built-in model, a prepared copy): copied as they are.
+                Weight::Packed(p) => (
+                    Placed::Panels {
+                        n,
+                        k,
+                        nr: p.nr,
+                        half: matches!(p.data, Floats::F16(_)),
+                    },
+                    p.data.as_bytes().len(),
+                ),
             });
             if let Some(b) = &lin.bias {
                 out.push((Placed::Vector, b.len() * 4));
@@ -164,22 +189,15 @@ fn plan(layers: &[BertLayer<'_>], cpu: CpuLevel) -> Vec<(Placed, usize)> {
 
 const ALIGN: usize = 64;
 
-/// Copies `layers` (loaded from `weights`) into huge pages, packed for `cpu`'s kernel; `None`
-/// where that is unavailable (THP switched off, not Linux, out of memory), in which case callers
-/// keep using the mapped weights. Each matrix's mapped pages are dropped once copied, so the copy
-/// and the mapping never both hold all of it.
+/// Copies `layers` (loaded from `weights`) into anonymous memory (on huge pages where the system
+/// has them), matrices as panels where the kernel at `cpu` reads them so; `None` when the memory
+/// is not there, in which case callers keep using the weights as loaded. Each matrix's mapped
+/// pages are dropped once copied, so the copy and the mapping never both hold all of it.
 pub(crate) fn copy_layers(
     layers: &[BertLayer<'_>],
     weights: &SafeTensors,
     cpu: CpuLevel,
 ) -> Option<ResidentLayers> {
-    if layers.iter().any(|l| {
-        l.linears()
-            .iter()
-            .any(|lin| matches!(lin.weight, Weight::Packed(_)))
-    }) {
-        return None;
-    }
     let plan = plan(layers, cpu);
     let mut offsets = Vec::with_capacity(plan.len());
     let mut end = 0usize;
@@ -201,20 +219,25 @@ pub(crate) fn copy_layers(
         for lin in layer.linears() {
             let (placed, range) = next();
             let dst = &mut bytes[range];
-            let Weight::Stored(m) = &lin.weight else {
-                return None;
+            let (src, borrowed) = match &lin.weight {
+                Weight::Packed(p) => {
+                    dst.copy_from_slice(p.data.as_bytes());
+                    (p.data.as_bytes(), true)
+                }
+                Weight::Stored(m) => {
+                    match (placed, m) {
+                        (Placed::Panels { n, k, nr, .. }, Mat::F32(w)) => {
+                            packed::pack(w, n, k, nr, bytemuck::cast_slice_mut(dst))
+                        }
+                        (Placed::Panels { n, k, nr, .. }, Mat::F16(w)) => {
+                            packed::pack::<f16>(w, n, k, nr, bytemuck::cast_slice_mut(dst))
+                        }
+                        _ => dst.copy_from_slice(m.as_bytes()),
+                    }
+                    (m.as_bytes(), m.is_borrowed())
+                }
             };
-            match (placed, m) {
-                (Placed::Panels { n, k, nr, .. }, Mat::F32(w)) => {
-                    packed::pack(w, n, k, nr, bytemuck::cast_slice_mut(dst))
-                }
-                (Placed::Panels { n, k, nr, .. }, Mat::F16(w)) => {
-                    packed::pack::<f16>(w, n, k, nr, bytemuck::cast_slice_mut(dst))
-                }
-                _ => dst.copy_from_slice(m.as_bytes()),
-            }
-            let src = m.as_bytes();
-            if m.is_borrowed() && weights.holds_file_bytes(src) {
+            if borrowed && weights.holds_file_bytes(src) {
                 // SAFETY: `src` lies in the weights' read-only file mapping (checked just above),
                 // whose pages read back unchanged after being dropped.
                 unsafe { crate::memory::release_file_pages(src) };
@@ -260,7 +283,7 @@ pub(crate) fn copy_layers(
                     (_, Weight::Stored(Mat::F32(_))) => Weight::Stored(Mat::F32(cast(data))),
                     (_, Weight::Stored(Mat::F16(_))) => Weight::Stored(Mat::F16(cast(data))),
                     (_, Weight::Stored(Mat::BF16(_))) => Weight::Stored(Mat::BF16(cast(data))),
-                    // Refused above: a copy is only made from weights as stored.
+                    // Planned as panels above.
                     (_, Weight::Packed(_)) => return Err(()),
                 };
                 let bias = lin.bias.as_ref().map(|_| cast(next().1));

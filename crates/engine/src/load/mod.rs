@@ -15,6 +15,7 @@ use crate::pooling::Pooling;
 use crate::static_lookup::StaticLookup;
 use crate::text::{Rules, TextPolicy};
 use crate::tokenize::Tokenizer;
+use crate::weights::SafeTensors;
 use config::{
     DenseConfig, ModuleEntry, PoolingConfig, SentenceBertConfig, SentenceTransformersConfig,
     TokenizerConfig, TransformerConfig,
@@ -86,6 +87,38 @@ fn prompts(files: &Files) -> Result<SentenceTransformersConfig> {
 }
 
 /// Loads the Transformer module at `first` and the modules after it.
+/// The prepared copy of `weights` (panels, see `weights::prepared`) when `opts` names a folder
+/// for them and the weights would be packed at load; `None` to use `weights` as they are. `check`
+/// (can the encoder be built over it?) runs on `weights` first, so a file that does not hold the
+/// model gets its errors in its own name, never the copy's; a copy that fails it is not used.
+fn prepare(
+    files: &Files,
+    rel: &str,
+    weights: &SafeTensors,
+    opts: &LoadOptions,
+    check: impl Fn(&SafeTensors) -> Result<()>,
+) -> Result<Option<SafeTensors>> {
+    let Some(dir) = &opts.prepared else {
+        return Ok(None);
+    };
+    if weights.file().is_none()
+        || weights.has_panels()
+        || opts.residency == crate::Residency::Never
+        || !crate::ops::packed::worth_packing(opts.cpu.level())
+    {
+        return Ok(None);
+    }
+    check(weights)?;
+    // No folder to keep a copy in: pack in memory, without hashing the file for a name.
+    if std::fs::create_dir_all(dir).is_err() {
+        return Ok(None);
+    }
+    let Some(sha) = files.digest.sha256(rel)? else {
+        return Ok(None);
+    };
+    Ok(crate::weights::prepared::open_or_make(weights, &sha, dir).filter(|c| check(c).is_ok()))
+}
+
 fn load_transformer(
     files: Files,
     name: String,
@@ -135,6 +168,11 @@ fn load_transformer(
         }
         other => other?,
     };
+    let config_path = files.label(&config_rel);
+    let prepared = prepare(&files, &weights_rel, &weights, opts, |w| {
+        Transformer::check(w, &config, flavor, &config_path)
+    })?;
+    let weights = prepared.unwrap_or(weights);
     // Map the encoder's pages in the background while the tokenizer is parsed.
     let prefetch = Transformer::prefetch(&weights);
     let (tokenizer, tokenizer_file) = load_tokenizer(&files, tdir, &tok_cfg)?;
@@ -184,7 +222,6 @@ fn load_transformer(
     let prompts = prompts(&files)?;
     let include_prompt = pooling.include_prompt;
     let cpu = opts.cpu.level();
-    let config_path = files.label(&config_rel);
     let model = Transformer::new(
         (weights, prefetch),
         &config,

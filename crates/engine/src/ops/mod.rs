@@ -44,6 +44,14 @@ impl<'a> Floats<'a> {
         }
     }
 
+    /// The elements' bytes.
+    pub(crate) fn as_bytes(self) -> &'a [u8] {
+        match self {
+            Floats::F32(d) => bytemuck::cast_slice(d),
+            Floats::F16(d) => bytemuck::cast_slice(d),
+        }
+    }
+
     /// Element `i` as f32.
     pub(crate) fn get(self, i: usize) -> f32 {
         match self {

@@ -1,13 +1,15 @@
-//! Matrix products over weights packed once, for a model that is used enough to pay for it (see
-//! `encoder::resident`): `y[m, n] += x[m, k] · Wᵀ` with `W` stored as column panels.
+//! Matrix products over weights packed once (at load, at build time for the built-in model, or in
+//! a prepared copy; see `encoder::resident`): `y[m, n] += x[m, k] · Wᵀ` with `W` stored as column
+//! panels. Every output is one chain of fused multiply-adds in input order, whatever the tile, the
+//! rows beside it or the instruction set: a text's vector does not depend on its batch.
 //!
 //! `matrixmultiply` repacks both operands on every call, which was 14–16 % of a batched STS-B run
-//! (perf). Here `W` is rearranged at copy time into panels of `NR` output features, each `k`
-//! groups of `NR` consecutive values, so the micro-kernel reads a panel as one sequential stream
-//! and broadcasts the inputs straight from their row-major buffer: nothing is packed per call, no
+//! (perf). Here `W` is rearranged once into panels of [`PANEL`] output features, each `k` groups
+//! of `PANEL` consecutive values, so the micro-kernel reads a panel as one sequential stream and
+//! broadcasts the inputs straight from their row-major buffer: nothing is packed per call, no
 //! horizontal sums, one kernel for a single sentence (a few rows) and for 1,024-token batches.
 //! Tiles: 12 rows × 32 features with AVX-512 (24 accumulators of 32 registers), 6 × 16 with AVX2
-//! (12 of 16). Half-precision panels stay half and are widened in registers.
+//! (12 of 16: a panel in two halves). Half-precision panels stay half and are widened in registers.
 
 use super::{CpuLevel, Floats, Isa, cap};
 
@@ -18,15 +20,19 @@ pub(crate) struct Panels<'a> {
     pub data: Floats<'a>,
     pub n: usize,  // output features (rows of the PyTorch weight)
     pub k: usize,  // input features
-    pub nr: usize, // panel width: panel_width() of the level that packed them
+    pub nr: usize, // panel width: PANEL
 }
 
-/// The panel width a level's kernel uses (the packing must match it).
-pub(crate) fn panel_width(cpu: CpuLevel) -> usize {
+/// The panel width: one layout for every kernel, so panels packed once (the built-in model's,
+/// compiled in; a prepared copy on disk) serve any CPU. AVX-512 reads a panel row as two vectors,
+/// AVX2 as two halves of two.
+pub(crate) const PANEL: usize = 32;
+
+/// Columns one kernel tile covers: a panel, or half of one for AVX2.
+fn tile_cols(cpu: CpuLevel) -> usize {
     match cpu.isa() {
-        Isa::Avx512 => 32,
-        Isa::Avx2 => 16,
-        Isa::Portable => 8,
+        Isa::Avx2 => PANEL / 2,
+        _ => PANEL,
     }
 }
 
@@ -99,7 +105,7 @@ pub(crate) fn matmul(
     cpu: CpuLevel,
 ) {
     let (k, n, nr) = (w.k, w.n, w.nr);
-    assert_eq!(nr, panel_width(cpu), "panels packed for another kernel");
+    assert_eq!(nr, PANEL, "panels of another layout");
     assert!(x.len() >= m * k && ldy >= n && (m == 0 || y.len() >= (m - 1) * ldy + n));
     assert!(w.data.len() >= packed_len(n, k, nr));
     if m == 0 || n == 0 {
@@ -117,19 +123,26 @@ pub(crate) fn matmul(
         for i0 in (0..m).step_by(mr) {
             let rows = mr.min(m - i0);
             for j in (j0..j0 + width).step_by(nr) {
-                let cols = nr.min(n - j);
-                let panel = w.columns(j, cols);
+                let panel = w.columns(j, nr.min(n - j));
                 let x = &x[i0 * k..];
-                let y = &mut y[i0 * ldy + j..];
-                match cpu.isa() {
-                    // SAFETY (both): a CpuLevel of this Isa exists only if the CPU has it; the asserts above
-                    // bound every access (`rows` rows of `x` and `y`, one panel, `cols` ≤ nr
-                    // outputs per row).
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => unsafe { avx512::tile(x, panel, y, rows, cols, ldy) },
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => unsafe { avx2::tile(x, panel, y, rows, cols, ldy) },
-                    _ => portable_tile(x, panel, y, rows, cols, ldy),
+                // A panel in tiles of `tc` columns (AVX2: two halves), `cols` of them real.
+                let tc = tile_cols(cpu);
+                for off in (0..nr).step_by(tc) {
+                    if j + off >= n {
+                        break;
+                    }
+                    let cols = tc.min(n - j - off);
+                    let y = &mut y[i0 * ldy + j + off..];
+                    match cpu.isa() {
+                        // SAFETY (both): a CpuLevel of this Isa exists only if the CPU has it; the
+                        // asserts above bound every access (`rows` rows of `x` and `y`, one panel
+                        // of `nr` columns read from column `off`, `cols` ≤ `tc` outputs per row).
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx512 => unsafe { avx512::tile(x, panel, y, rows, cols, ldy, off) },
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx2 => unsafe { avx2::tile(x, panel, y, rows, cols, ldy, off) },
+                        _ => portable_tile(x, panel, y, rows, cols, ldy),
+                    }
                 }
             }
         }
@@ -138,7 +151,7 @@ pub(crate) fn matmul(
 
 fn portable_tile(x: &[f32], w: Panels<'_>, y: &mut [f32], rows: usize, cols: usize, ldy: usize) {
     const MR: usize = 4; // tile_rows() for Portable
-    const NR: usize = 8; // panel_width() for Portable
+    const NR: usize = PANEL;
     let k = w.k;
     let mut acc = [[0f32; NR]; MR];
     let mut wv = [0f32; NR];
@@ -173,13 +186,14 @@ macro_rules! packed_kernel {
 
             use super::{Floats, Panels};
 
-            /// Panel row `kk` as two vectors.
+            /// Columns `off .. off + 2 · $lanes` of panel row `kk` as two vectors.
             ///
             /// # Safety
-            /// The CPU has `$features`; the panel holds at least `(kk + 1) · nr` elements.
+            /// The CPU has `$features`; the panel holds at least `(kk + 1) · PANEL` elements and
+            /// `off + 2 · $lanes ≤ PANEL`.
             #[inline(always)]
-            unsafe fn load(w: Floats<'_>, kk: usize) -> ($vec, $vec) {
-                let at = kk * 2 * $lanes;
+            unsafe fn load(w: Floats<'_>, kk: usize, off: usize) -> ($vec, $vec) {
+                let at = kk * super::PANEL + off;
                 // SAFETY: `at + nr` elements are in the panel (caller), and the loads are unaligned.
                 unsafe {
                     match w {
@@ -207,13 +221,17 @@ macro_rules! packed_kernel {
                 y: &mut [f32],
                 cols: usize,
                 ldy: usize,
+                off: usize,
             ) {
                 let k = w.k;
                 // SAFETY: every index below stays inside the bounds the caller guarantees.
                 unsafe {
+                    // Each output is one chain of fused multiply-adds over kk = 0, 1, …, k − 1,
+                    // added to y at the end: whatever the tile, the rows beside it or the
+                    // instruction set, so a text's vector never depends on its batch.
                     let mut acc = [[$zero; 2]; MR];
                     for kk in 0..k {
-                        let (w0, w1) = load(w.data, kk);
+                        let (w0, w1) = load(w.data, kk, off);
                         for (q, a) in acc.iter_mut().enumerate() {
                             let xv = $set1(*x.get_unchecked(q * k + kk));
                             a[0] = $fmadd(xv, w0, a[0]);
@@ -238,11 +256,12 @@ macro_rules! packed_kernel {
                 }
             }
 
-            /// `rows` (≤ `$mr`) rows of `x` against one panel of `cols` (≤ nr) features.
+            /// `rows` (≤ `$mr`) rows of `x` against columns `off ..` of one panel, `cols`
+            /// (≤ 2 · `$lanes`) of them.
             ///
             /// # Safety
             /// The CPU has `$features`; `x` and `y` hold `rows` rows (of `w.k`, and of stride `ldy`
-            /// with `cols` outputs), the panel `w.k · nr` elements.
+            /// with `cols` outputs), the panel `w.k · PANEL` elements, `off + 2 · $lanes ≤ PANEL`.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn tile(
                 x: &[f32],
@@ -251,22 +270,23 @@ macro_rules! packed_kernel {
                 rows: usize,
                 cols: usize,
                 ldy: usize,
+                off: usize,
             ) {
                 // SAFETY: forwarded from this function's own contract.
                 unsafe {
                     match rows {
-                        1 => tile_of::<1>(x, w, y, cols, ldy),
-                        2 => tile_of::<2>(x, w, y, cols, ldy),
-                        3 => tile_of::<3>(x, w, y, cols, ldy),
-                        4 => tile_of::<4>(x, w, y, cols, ldy),
-                        5 => tile_of::<{ super::cap(5, $mr) }>(x, w, y, cols, ldy),
-                        6 => tile_of::<{ super::cap(6, $mr) }>(x, w, y, cols, ldy),
-                        7 => tile_of::<{ super::cap(7, $mr) }>(x, w, y, cols, ldy),
-                        8 => tile_of::<{ super::cap(8, $mr) }>(x, w, y, cols, ldy),
-                        9 => tile_of::<{ super::cap(9, $mr) }>(x, w, y, cols, ldy),
-                        10 => tile_of::<{ super::cap(10, $mr) }>(x, w, y, cols, ldy),
-                        11 => tile_of::<{ super::cap(11, $mr) }>(x, w, y, cols, ldy),
-                        _ => tile_of::<{ super::cap(12, $mr) }>(x, w, y, cols, ldy),
+                        1 => tile_of::<1>(x, w, y, cols, ldy, off),
+                        2 => tile_of::<2>(x, w, y, cols, ldy, off),
+                        3 => tile_of::<3>(x, w, y, cols, ldy, off),
+                        4 => tile_of::<4>(x, w, y, cols, ldy, off),
+                        5 => tile_of::<{ super::cap(5, $mr) }>(x, w, y, cols, ldy, off),
+                        6 => tile_of::<{ super::cap(6, $mr) }>(x, w, y, cols, ldy, off),
+                        7 => tile_of::<{ super::cap(7, $mr) }>(x, w, y, cols, ldy, off),
+                        8 => tile_of::<{ super::cap(8, $mr) }>(x, w, y, cols, ldy, off),
+                        9 => tile_of::<{ super::cap(9, $mr) }>(x, w, y, cols, ldy, off),
+                        10 => tile_of::<{ super::cap(10, $mr) }>(x, w, y, cols, ldy, off),
+                        11 => tile_of::<{ super::cap(11, $mr) }>(x, w, y, cols, ldy, off),
+                        _ => tile_of::<{ super::cap(12, $mr) }>(x, w, y, cols, ldy, off),
                     }
                 }
             }
@@ -310,7 +330,7 @@ packed_kernel!(
 /// "GEMM peak" `benches/latency.rs` reports beside `matrixmultiply`'s.
 pub(crate) fn rate_gflops(m: usize, k: usize, n: usize) -> f64 {
     let cpu = CpuLevel::detect(Isa::Avx512);
-    let nr = panel_width(cpu);
+    let nr = PANEL;
     let x = vec![0.5f32; m * k];
     let w = vec![0.25f32; n * k];
     let mut p = vec![0f32; packed_len(n, k, nr)];
@@ -336,12 +356,67 @@ mod tests {
     use super::*;
     use half::f16;
 
+    /// What makes a text's vector independent of its batch: each output is one chain of fused
+    /// multiply-adds, so a row alone, the same row among others at any tile position, and the
+    /// AVX2 and AVX-512 kernels all give the same bits.
+    #[test]
+    fn results_do_not_depend_on_the_rows_beside_them_or_the_instruction_set() {
+        let (m, k, n) = (29, 384, 1536 + 40);
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 997.0)
+            .collect();
+        let w: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 104729 % 2003) as f32 - 1001.0) / 1999.0)
+            .collect();
+        let mut p = vec![0f32; packed_len(n, k, PANEL)];
+        pack(&w, n, k, PANEL, &mut p);
+        let panels = Panels {
+            data: Floats::F32(&p),
+            n,
+            k,
+            nr: PANEL,
+        };
+        let fma: Vec<CpuLevel> = CpuLevel::available()
+            .into_iter()
+            .filter(|c| c.isa() != Isa::Portable)
+            .collect();
+        let bias: Vec<f32> = (0..n).map(|j| j as f32 / 7.0).collect();
+        let mut first: Option<Vec<f32>> = None;
+        for &cpu in &fma {
+            let mut all: Vec<f32> = bias.iter().cycle().take(m * n).copied().collect();
+            matmul(&x, panels, &mut all, (m, n), cpu);
+            for i in [0, 5, 12, 13, 28] {
+                let mut one = bias.clone();
+                matmul(&x[i * k..(i + 1) * k], panels, &mut one, (1, n), cpu);
+                assert_eq!(
+                    one,
+                    all[i * n..(i + 1) * n],
+                    "{cpu:?}: row {i} alone differs"
+                );
+                // Among other rows, at another tile position.
+                let rows = &x[i.saturating_sub(3) * k..(i + 1).min(m) * k];
+                let r = rows.len() / k;
+                let mut some: Vec<f32> = bias.iter().cycle().take(r * n).copied().collect();
+                matmul(rows, panels, &mut some, (r, n), cpu);
+                assert_eq!(
+                    some[(r - 1) * n..],
+                    all[i * n..(i + 1) * n],
+                    "{cpu:?}: row {i}"
+                );
+            }
+            match &first {
+                None => first = Some(all),
+                Some(f) => assert_eq!(f, &all, "{cpu:?} differs from {:?}", fma[0]),
+            }
+        }
+    }
+
     /// Against a plain triple loop, f32 and f16 panels, on shapes with ragged row tiles, a ragged
     /// last panel, several L2 blocks, and an output stride wider than the product.
     #[test]
     fn packed_matmul_matches_reference() {
         for cpu in CpuLevel::available() {
-            let nr = panel_width(cpu);
+            let nr = PANEL;
             for (m, k, n) in [
                 (1, 8, 5),
                 (9, 384, 384),

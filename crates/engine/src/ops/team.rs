@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn split_matmul_equals_one_thread() {
         let cpu = CpuLevel::best();
-        let nr = packed::panel_width(cpu);
+        let nr = packed::PANEL;
         let shapes = [
             (5, 24, 37),
             (9, 40, 384),

@@ -1,10 +1,13 @@
 //! Safetensors weights used in place: the file is memory-mapped (or, for the built-in model, a static
 //! byte slice; for a model loaded from memory, the caller's bytes) and tensors are borrowed from it,
 //! never copied to the heap at load. Every accessor checks dtype and shape and names the tensor in
-//! its error. How those pages are managed (prefetch, release) is `crate::memory`'s business; which
-//! kernel layout a tensor is rearranged into is the encoder's.
+//! its error. How those pages are managed (prefetch, release) is `crate::memory`'s business. A file
+//! may store its linear weights in the kernels' panel layout already ([`panels_file`]: the built-in
+//! model, a [`prepared`] copy); the encoder then borrows them as panels.
 
 mod mat;
+pub(crate) mod panels_file;
+pub(crate) mod prepared;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use safetensors::{Dtype, tensor::TensorInfo};
 
 use crate::bytes::Bytes;
 use crate::error::{Error, Result};
+use crate::ops::{Floats, packed::PANEL};
 pub(crate) use mat::{Mat, RowTable, cast};
 
 /// An opened safetensors file: its bytes and parsed header.
@@ -26,7 +30,19 @@ pub(crate) struct SafeTensors {
     data_start: usize,
     tensors: FxHashMap<String, TensorInfo>,
     path: PathBuf,
+    /// The header says its linear weights are stored as kernel panels ([`PANELS_LAYOUT`]).
+    panels: bool,
+    metadata: FxHashMap<String, String>,
 }
+
+/// Metadata key and value of a file whose linear weights are stored in `ops::packed`'s panels
+/// (the built-in model compiled in, a prepared copy; see [`panels_file`]): the encoder reads them
+/// without packing.
+pub(crate) const PANELS_LAYOUT: (&str, &str) = (panels_file::LAYOUT_KEY, panels_file::LAYOUT);
+const _: () = assert!(
+    panels_file::PANEL == PANEL,
+    "the file's panels are the kernel's"
+);
 
 impl SafeTensors {
     /// Memory-maps and validates a safetensors file.
@@ -55,12 +71,21 @@ impl SafeTensors {
             .into_iter()
             .map(|(k, v)| (k, v.clone()))
             .collect();
+        let metadata: FxHashMap<String, String> = meta
+            .metadata()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let panels = metadata.get(PANELS_LAYOUT.0).map(String::as_str) == Some(PANELS_LAYOUT.1);
         Ok(SafeTensors {
             bytes,
             file: None,
             data_start: 8 + header_len,
             tensors,
             path,
+            panels,
+            metadata,
         })
     }
 
@@ -164,6 +189,46 @@ impl SafeTensors {
                 ));
             }
         })
+    }
+
+    /// The whole file.
+    pub(crate) fn file_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// A metadata value of the header.
+    pub(crate) fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
+
+    /// Whether the file stores its linear weights as panels ([`PANELS_LAYOUT`]).
+    pub(crate) fn has_panels(&self) -> bool {
+        self.panels
+    }
+
+    /// The `[n, k]` linear weight `name` as 32-wide panels, borrowed, if this file stores it so
+    /// (f32 or f16, aligned); `None` when the file keeps it as stored, and an error when it claims
+    /// panels of another shape.
+    pub(crate) fn panels(&self, name: &str, n: usize, k: usize) -> Result<Option<Floats<'_>>> {
+        if !self.panels {
+            return Ok(None);
+        }
+        let Some(info) = self.tensors.get(name) else {
+            return Ok(None);
+        };
+        let shape = [n.div_ceil(PANEL), k, PANEL];
+        if info.shape.len() != 3 {
+            return Ok(None);
+        }
+        let info = self.info(name, &shape)?;
+        let raw = self.raw(info);
+        let data = match info.dtype {
+            Dtype::F32 => bytemuck::try_cast_slice(raw).ok().map(Floats::F32),
+            Dtype::F16 => bytemuck::try_cast_slice(raw).ok().map(Floats::F16),
+            d => return Err(self.err(name, format!("panels of dtype {d:?}"))),
+        };
+        data.map(Some)
+            .ok_or_else(|| self.err(name, "panels not aligned in the file"))
     }
 
     /// Dtype and shape of a tensor, if present.

@@ -1,0 +1,136 @@
+//! Prepared copies: a weights file rewritten once into the kernels' panel layout
+//! ([`panels_file`](super::panels_file)) and kept in a folder
+//! ([`LoadOptions::prepared`](crate::LoadOptions::prepared)), so later loads map it and pack
+//! nothing (packing MiniLM's f32 layers at load costs ~20 ms here, more than the rest of a cold
+//! start).
+//!
+//! A copy is named by the sha256 of the file it was made from and the layout version, and
+//! records that sha256 in its header, which is checked: a copy never stands in for other weights.
+//! It is written to a temporary file and renamed into place, so a crash, a full disk or a second
+//! process writing the same copy at once leaves either no copy or a complete one. Best effort:
+//! when the folder cannot be written, the model packs in memory as without one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::SafeTensors;
+use super::panels_file::{self, LAYOUT};
+use crate::fingerprint::hex;
+
+/// Metadata key of the sha256 of the file a copy was made from.
+const SOURCE_KEY: &str = "sembed.source-sha256";
+
+/// Where the copy of weights with this sha256 lives in `dir`.
+fn copy_path(dir: &Path, sha256: &[u8; 32]) -> PathBuf {
+    dir.join(format!("{}-{LAYOUT}.safetensors", hex(sha256)))
+}
+
+/// The prepared copy of `original` (whose sha256 is `sha256`) from `dir`, made now if it is not
+/// there yet; `None` when it can be neither read nor made (the caller keeps `original`).
+pub(crate) fn open_or_make(
+    original: &SafeTensors,
+    sha256: &[u8; 32],
+    dir: &Path,
+) -> Option<SafeTensors> {
+    let path = copy_path(dir, sha256);
+    let want = hex(sha256);
+    let valid = |st: &SafeTensors| st.has_panels() && st.metadata(SOURCE_KEY) == Some(&want);
+    // A damaged or foreign copy is replaced below.
+    if let Ok(st) = SafeTensors::open(&path)
+        && valid(&st)
+    {
+        return Some(st);
+    }
+    std::fs::create_dir_all(dir).ok()?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{:?}",
+        want,
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let written = (|| -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        panels_file::write_panels(
+            original.file_bytes(),
+            &panels_file::is_encoder_linear,
+            &[(SOURCE_KEY, &want)],
+            &mut out,
+        )?;
+        out.flush()?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return None;
+    }
+    SafeTensors::open(&path).ok().filter(valid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> SafeTensors {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/fixtures/tiny-bert-cls/model.safetensors");
+        SafeTensors::open(&path).unwrap()
+    }
+
+    /// Made once, then read back; a damaged or foreign copy is replaced; every tensor keeps
+    /// its values; an unwritable folder gives `None`.
+    #[test]
+    fn a_copy_is_made_once_checked_and_replaced_when_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = fixture();
+        let sha = [7u8; 32];
+        let made = open_or_make(&original, &sha, dir.path()).expect("made");
+        let path = copy_path(dir.path(), &sha);
+        let stamp = std::fs::metadata(&path).unwrap().modified().unwrap();
+        for name in original.names() {
+            let (_, shape) = original.shape(name).unwrap();
+            if shape.len() == 2 && panels_file::is_encoder_linear(name) {
+                let (n, k) = (shape[0], shape[1]);
+                let panels = made.panels(name, n, k).unwrap().expect("panels");
+                let mut want = Vec::new();
+                let bytes = original.tensor_bytes(name).unwrap();
+                panels_file::pack_bytes(bytes, n, k, 4, &mut want);
+                assert_eq!(panels.as_bytes(), want.as_slice(), "{name}");
+            } else {
+                assert_eq!(
+                    made.tensor_bytes(name),
+                    original.tensor_bytes(name),
+                    "{name}"
+                );
+            }
+        }
+        drop(made);
+        // Read back, not rewritten.
+        assert!(open_or_make(&original, &sha, dir.path()).is_some());
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), stamp);
+        // Another file's copy under this name (or a truncated one) is not used: remade.
+        std::fs::copy(
+            copy_path(dir.path(), &sha),
+            copy_path(dir.path(), &[8u8; 32]),
+        )
+        .unwrap();
+        let st = open_or_make(&original, &[8u8; 32], dir.path()).unwrap();
+        assert_eq!(st.metadata(SOURCE_KEY), Some(hex(&[8u8; 32]).as_str()));
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len / 2).unwrap();
+        drop(f);
+        assert!(open_or_make(&original, &sha, dir.path()).is_some());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+        // No temporary files left.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+        // A folder that cannot be made.
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        assert!(open_or_make(&original, &sha, &file.join("sub")).is_none());
+    }
+}
