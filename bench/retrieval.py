@@ -13,6 +13,14 @@ missing) into --work. Metrics per mode, at the file level (a file's first chunk 
 counts, later ones are skipped): nDCG@10 (binary relevance) and MRR@10.
 
     python3 bench/retrieval.py --sembed target/release/sembed [--model M] [--sections 2 3]
+
+With --semtools BIN (the `search` binary of the semtools crate, `cargo install semtools@1.5.0
+--no-default-features --features search,tokio`), semtools ranks the same files too: it embeds every line
+of every file at each query (it keeps no index without its workspace feature) with the Model2Vec
+model it loads by the name "minishlab/potion-multilingual-128M" — here a folder of that name made
+in a scratch directory, linking to --model (which must then be a Model2Vec folder), so both tools
+use the same static model and no hub. A file ranks by its best line. (1.5.0: its later versions'
+`search` binary needs their workspace and agent features, i.e. a vector database and an LLM client.)
 """
 import argparse
 import gzip
@@ -92,6 +100,53 @@ def metrics(ranked, relevant, k=10):
     return dcg / ideal, rr
 
 
+def run_semtools(a, docs, queries):
+    if not a.model:
+        sys.exit("--semtools needs --model: the Model2Vec folder both tools use")
+    scratch = os.path.join(a.work, "semtools-cwd")
+    link = os.path.join(scratch, "minishlab", "potion-multilingual-128M")
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if os.path.islink(link):
+        os.remove(link)
+    os.symlink(os.path.abspath(a.model), link)
+    # semtools' `search` built without its workspace feature searches standard input only (its file
+    # branch is compiled out), so the files go in as one stream and each line is mapped back to its
+    # file: the same per-line embeddings and cosine distances as its file mode.
+    owner, lines = [], []
+    for f in sorted(os.listdir(docs)):
+        for line in open(os.path.join(docs, f), encoding="utf-8", errors="replace").read().splitlines():
+            owner.append(f)
+            lines.append(line)
+    stream = "\n".join(lines) + "\n"
+    head = re.compile(r"^<stdin>:(\d+)::(\d+) \(([^)]*)\)$")
+    nd, mrr, lat = [], [], []
+    for q in queries:
+        t = time.time()
+        out = subprocess.run([os.path.abspath(a.semtools), "-n", "0", "--top-k", "2000", q["query"]],
+                             input=stream, capture_output=True, text=True, cwd=scratch)
+        lat.append(time.time() - t)
+        if out.returncode != 0:
+            sys.exit(f"semtools failed: {out.stderr}")
+        ranked = []
+        for line in out.stdout.splitlines():  # best (smallest distance) first
+            m = head.match(line)
+            if m:
+                f = owner[int(m.group(1))]
+                if f not in ranked:
+                    ranked.append(f)
+        if not ranked:
+            sys.exit(f"semtools returned nothing for {q['query']!r}: {out.stderr}")
+        d, r = metrics(ranked, q["relevant"])
+        nd.append(d)
+        mrr.append(r)
+    lat.sort()
+    res = {"ndcg@10": sum(nd) / len(nd), "mrr@10": sum(mrr) / len(mrr), "median_ms": 1000 * lat[len(lat) // 2],
+           "lines": len(lines)}
+    print(f"semtools  nDCG@10 {res['ndcg@10']:.4f}  MRR@10 {res['mrr@10']:.4f}  "
+          f"median query {res['median_ms']:.0f} ms (whole process, {len(lines)} lines embedded per query)")
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sembed", default="target/release/sembed")
@@ -100,6 +155,7 @@ def main():
     ap.add_argument("--work", default=os.path.expanduser("~/.cache/sembed/bench/manpages"))
     ap.add_argument("--limit", type=int, default=0, help="only the first N queries")
     ap.add_argument("--modes", nargs="+", default=["semantic", "lexical", "hybrid"])
+    ap.add_argument("--semtools", default=None, help="semtools' `search` binary, run side by side")
     a = ap.parse_args()
     ensure_package()
     work = os.path.join(a.work, "-".join(a.sections))
@@ -148,6 +204,8 @@ def main():
         }
         print(f"{mode:9s} nDCG@10 {results[mode]['ndcg@10']:.4f}  MRR@10 {results[mode]['mrr@10']:.4f}  "
               f"median query {results[mode]['median_ms']:.0f} ms (whole process)")
+    if a.semtools:
+        results["semtools"] = run_semtools(a, docs, queries)
     json.dump({"collection": {"docs": n_docs, "bytes": size, "queries": len(queries),
                               "sections": a.sections}, "model": a.model or "builtin",
                "index": rep, "results": results}, open(os.path.join(work, f"results-{tag}.json"), "w"), indent=1)
