@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""The table of bench/peers.sh's run: medians per system and sembed's ratios to each peer.
+
+  bench/peers_ratios.py PEERS_OUT      (reads bench_one.json and bench_stsb.json there)
+
+Cold start: whole process, one sentence (peer time / sembed time: how many times faster sembed is).
+STS-B: whole-process time of the 2,758-sentence run (peer / sembed), and peak RSS.
+"""
+import json
+import os
+import sys
+
+out = sys.argv[1]
+one = json.load(open(os.path.join(out, "bench_one.json")))
+stsb = json.load(open(os.path.join(out, "bench_stsb.json")))
+ours = {"built-in": "sembed-bi", "f32 dir": "sembed-dir", "static": "sembed-static"}
+peers = ["candle", "ort-rs", "fastembed", "ort-py", "st", "m2v-rs", "m2v-py"]
+
+print("| system | cold start, 1 sentence (ms) | STS-B whole process (s) | STS-B sent/s (whole process) | peak RSS STS-B (MB) |")
+print("|---|---|---|---|---|")
+for s in list(ours.values()) + peers:
+    c = one.get(s, {}).get("wall_ms_median")
+    t = stsb.get(s, {}).get("wall_ms_median")
+    r = stsb.get(s, {}).get("rss_mb_median")
+    print(f"| {s} | {c:.1f} |" if c else f"| {s} | – |", end="")
+    print(f" {t / 1000:.3f} | {2758 / (t / 1000):.0f} | {r:.0f} |" if t else " – | – | – |")
+
+print()
+print("| sembed vs | cold start: built-in / f32 dir (× faster) | STS-B: built-in / f32 dir (× faster) |")
+print("|---|---|---|")
+for p in ["candle", "ort-rs", "fastembed", "ort-py", "st"]:
+    cells = []
+    for table in (one, stsb):
+        if p not in table:
+            cells.append("–")
+            continue
+        ratios = [table[p]["wall_ms_median"] / table[o]["wall_ms_median"] for o in ("sembed-bi", "sembed-dir") if o in table]
+        cells.append(" / ".join(f"{x:.2f}" for x in ratios))
+    print(f"| {p} | {cells[0]} | {cells[1]} |")
+for p in ["m2v-rs", "m2v-py"]:
+    cells = []
+    for table in (one, stsb):
+        if p in table and "sembed-static" in table:
+            cells.append(f"{table[p]['wall_ms_median'] / table['sembed-static']['wall_ms_median']:.2f}")
+        else:
+            cells.append("–")
+    print(f"| {p} (static: sembed's Model2Vec) | {cells[0]} | {cells[1]} |")
+if "true" in one:
+    print(f"\n/bin/true: {one['true']['wall_ms_median']:.2f} ms (process start floor)")
