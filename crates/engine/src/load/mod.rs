@@ -86,7 +86,6 @@ fn prompts(files: &Files) -> Result<SentenceTransformersConfig> {
     Ok(prompts)
 }
 
-/// Loads the Transformer module at `first` and the modules after it.
 /// The prepared copy of `weights` (panels, see `weights::prepared`) when `opts` names a folder
 /// for them and the weights would be packed at load; `None` to use `weights` as they are. `check`
 /// (can the encoder be built over it?) runs on `weights` first, so a file that does not hold the
@@ -113,12 +112,14 @@ fn prepare(
     if std::fs::create_dir_all(dir).is_err() {
         return Ok(None);
     }
-    let Some(sha) = files.digest.sha256(rel)? else {
+    // Best effort, as the copy itself: a file that cannot be hashed is packed in memory.
+    let Ok(Some(sha)) = files.digest.sha256(rel) else {
         return Ok(None);
     };
     Ok(crate::weights::prepared::open_or_make(weights, &sha, dir).filter(|c| check(c).is_ok()))
 }
 
+/// Loads the Transformer module at `first` and the modules after it.
 fn load_transformer(
     files: Files,
     name: String,
