@@ -710,8 +710,12 @@ fn prepared_weights_are_shown_reused_and_cleared() {
     let again = cmd(&embed).output().unwrap();
     assert_eq!(again.stdout, first.stdout);
     assert_eq!(stats()["prepared"]["files"], 1);
+    // What a killed load leaves half-written goes too.
+    let dir = xdg.path().join("sembed/prepared");
+    std::fs::write(dir.join(".abc.tmp-1-ThreadId(1)"), b"partial").unwrap();
     let out = ok(&mut cmd(&["cache", "clear", "--prepared"]));
     assert!(out.contains("removed 1 file of prepared weights"), "{out}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     assert_eq!(stats()["prepared"]["files"], 0);
     let after = cmd(&embed).output().unwrap();
     assert_eq!(after.stdout, first.stdout);

@@ -50,6 +50,16 @@ pub fn run(cmd: CacheCommand, _printer: &Printer) -> anyhow::Result<ExitCode> {
             writeln!(out, "removed {n} cached vectors from {}", db.display())?;
             if also && let Some(dir) = &prepared {
                 let (files, bytes) = prepared_files(dir);
+                // Copies a killed load left half-written (a load writing one now falls back to
+                // packing in memory).
+                for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let name = entry.file_name();
+                    if name.to_string_lossy().starts_with('.')
+                        && name.to_string_lossy().contains(".tmp-")
+                    {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                }
                 for f in &files {
                     // A copy in use by another process stays readable to it (unlinked, not gone).
                     std::fs::remove_file(f)
