@@ -107,7 +107,7 @@ fn batching_and_threads_do_not_change_vectors() {
                 },
             )
             .unwrap();
-        if exact() {
+        if exact(&model) {
             assert_eq!(
                 e.as_slice(),
                 base.as_slice(),
@@ -127,20 +127,15 @@ fn batching_and_threads_do_not_change_vectors() {
 
 /// Whether vectors must keep their bits across batches, threads and instruction sets: on x86-64
 /// with AVX2 (one panel kernel); the portable fallback agrees to within rounding.
-fn exact() -> bool {
-    std::env::var("SEMBED_CPU").as_deref() != Ok("portable")
-        && Embedder::from_dir_with(real_model(), &opts())
-            .unwrap()
-            .info()
-            .cpu
-            != "portable"
+fn exact(model: &Embedder) -> bool {
+    model.info().cpu != "portable"
 }
 
 /// AVX2 and AVX-512 kernels give the same bits (where the CPU has AVX-512; else both are AVX2),
 /// for the f32 model packed at load and the built-in model's compiled-in f16 panels.
 #[test]
 fn instruction_sets_give_the_same_bits() {
-    if !exact() {
+    if !exact(&real()) {
         return;
     }
     let texts: Vec<String> = stsb_sentences().into_iter().take(300).collect();
@@ -221,7 +216,7 @@ fn one_sentence_on_two_threads_equals_one_thread() {
         ..Default::default()
     };
     model.embed(&["warm up"], &two).unwrap();
-    let exact = exact();
+    let exact = exact(&model);
     for r in dev.iter().filter(|r| r.input_ids.len() <= 32) {
         let a = model.embed(&[r.text.as_str()], &one).unwrap();
         let b = model.embed(&[r.text.as_str()], &two).unwrap();

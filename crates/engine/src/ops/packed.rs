@@ -43,27 +43,8 @@ pub(crate) fn worth_packing(cpu: CpuLevel) -> bool {
     cpu.isa() != Isa::Portable
 }
 
-/// Elements of the packed form of an `[n, k]` matrix.
-pub(crate) fn packed_len(n: usize, k: usize, nr: usize) -> usize {
-    n.div_ceil(nr) * nr * k
-}
-
-/// Packs `w` (`[n, k]`, row-major) into `out` (`packed_len(n, k, nr)` elements).
-pub(crate) fn pack<T: Copy + Default>(w: &[T], n: usize, k: usize, nr: usize, out: &mut [T]) {
-    assert!(w.len() >= n * k && out.len() >= packed_len(n, k, nr));
-    for (p, panel) in out
-        .chunks_exact_mut(nr * k)
-        .take(n.div_ceil(nr))
-        .enumerate()
-    {
-        for (kk, group) in panel.chunks_exact_mut(nr).enumerate() {
-            for (c, v) in group.iter_mut().enumerate() {
-                let j = p * nr + c;
-                *v = if j < n { w[j * k + kk] } else { T::default() };
-            }
-        }
-    }
-}
+// The layout's one implementation lives with the file format, which build.rs shares.
+pub(crate) use crate::weights::panels_file::{pack, packed_len};
 
 impl<'a> Panels<'a> {
     /// Element `(j, kk)` of the original `[n, k]` matrix.

@@ -30,15 +30,11 @@ pub(crate) struct SafeTensors {
     data_start: usize,
     tensors: FxHashMap<String, TensorInfo>,
     path: PathBuf,
-    /// The header says its linear weights are stored as kernel panels ([`PANELS_LAYOUT`]).
+    /// The header says its linear weights are stored as kernel panels ([`panels_file`]).
     panels: bool,
     metadata: FxHashMap<String, String>,
 }
 
-/// Metadata key and value of a file whose linear weights are stored in `ops::packed`'s panels
-/// (the built-in model compiled in, a prepared copy; see [`panels_file`]): the encoder reads them
-/// without packing.
-pub(crate) const PANELS_LAYOUT: (&str, &str) = (panels_file::LAYOUT_KEY, panels_file::LAYOUT);
 const _: () = assert!(
     panels_file::PANEL == PANEL,
     "the file's panels are the kernel's"
@@ -77,7 +73,8 @@ impl SafeTensors {
             .flatten()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let panels = metadata.get(PANELS_LAYOUT.0).map(String::as_str) == Some(PANELS_LAYOUT.1);
+        let panels =
+            metadata.get(panels_file::LAYOUT_KEY).map(String::as_str) == Some(panels_file::LAYOUT);
         Ok(SafeTensors {
             bytes,
             file: None,
@@ -201,7 +198,7 @@ impl SafeTensors {
         self.metadata.get(key).map(String::as_str)
     }
 
-    /// Whether the file stores its linear weights as panels ([`PANELS_LAYOUT`]).
+    /// Whether the file stores its linear weights as panels ([`panels_file`]).
     pub(crate) fn has_panels(&self) -> bool {
         self.panels
     }

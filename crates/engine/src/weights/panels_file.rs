@@ -126,7 +126,7 @@ pub fn write_panels(
             }
             (
                 vec![n.div_ceil(PANEL), k, PANEL],
-                n.div_ceil(PANEL) * PANEL * k * es,
+                packed_len(n, k, PANEL) * es,
             )
         } else {
             (t.shape.clone(), t.data.len())
@@ -161,19 +161,48 @@ pub fn write_panels(
     Ok(())
 }
 
-/// `w` (`[n, k]` row-major, elements of `es` bytes) as panels, into `out`.
-pub fn pack_bytes(w: &[u8], n: usize, k: usize, es: usize, out: &mut Vec<u8>) {
-    out.clear();
-    out.resize(n.div_ceil(PANEL) * PANEL * k * es, 0);
-    for (p, panel) in out.chunks_exact_mut(PANEL * k * es).enumerate() {
-        for (kk, group) in panel.chunks_exact_mut(PANEL * es).enumerate() {
-            for (c, v) in group.chunks_exact_mut(es).enumerate() {
-                let j = p * PANEL + c;
-                if j < n {
-                    let at = (j * k + kk) * es;
-                    v.copy_from_slice(&w[at..at + es]);
-                }
+/// Elements of the packed form of an `[n, k]` matrix in panels of `nr`.
+pub fn packed_len(n: usize, k: usize, nr: usize) -> usize {
+    n.div_ceil(nr) * nr * k
+}
+
+/// Packs `w` (`[n, k]`, row-major) into `out` (`packed_len(n, k, nr)` elements): feature `j`'s
+/// value for input `kk` at `((j / nr) · k + kk) · nr + j % nr`, the last panel zero-padded.
+pub fn pack<T: Copy + Default>(w: &[T], n: usize, k: usize, nr: usize, out: &mut [T]) {
+    assert!(w.len() >= n * k && out.len() >= packed_len(n, k, nr));
+    for (p, panel) in out
+        .chunks_exact_mut(nr * k)
+        .take(n.div_ceil(nr))
+        .enumerate()
+    {
+        for (kk, group) in panel.chunks_exact_mut(nr).enumerate() {
+            for (c, v) in group.iter_mut().enumerate() {
+                let j = p * nr + c;
+                *v = if j < n { w[j * k + kk] } else { T::default() };
             }
         }
+    }
+}
+
+/// `w` (`[n, k]` row-major, elements of `es` = 2 or 4 bytes) as [`PANEL`]-wide panels, into `out`.
+pub fn pack_bytes(w: &[u8], n: usize, k: usize, es: usize, out: &mut Vec<u8>) {
+    out.clear();
+    out.resize(packed_len(n, k, PANEL) * es, 0);
+    match es {
+        2 => pack(
+            w.as_chunks::<2>().0,
+            n,
+            k,
+            PANEL,
+            out.as_chunks_mut::<2>().0,
+        ),
+        4 => pack(
+            w.as_chunks::<4>().0,
+            n,
+            k,
+            PANEL,
+            out.as_chunks_mut::<4>().0,
+        ),
+        _ => panic!("pack_bytes: {es}-byte elements"),
     }
 }
