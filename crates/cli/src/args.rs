@@ -58,6 +58,10 @@ pub enum Command {
     /// The embedding cache of `sembed embed --cache`: what it holds, or clear it.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Serve embeddings over HTTP to OpenAI, Hugging Face TEI and Ollama clients, with dynamic
+    /// batching and hard limits.
+    #[command(after_help = SERVE_AFTER)]
+    Serve(ServeArgs),
     /// Distill a transformer into a Model2Vec static model (as Python model2vec's distill()).
     #[cfg(feature = "distill")]
     Distill(DistillArgs),
@@ -82,6 +86,24 @@ pub enum Command {
         dir: Option<PathBuf>,
     },
 }
+
+const SERVE_AFTER: &str = "\
+Routes:
+  POST /v1/embeddings, GET /v1/models            OpenAI
+  POST /embed, /similarity, /tokenize, /         Hugging Face text-embeddings-inference (TEI)
+  GET /info, /health
+  POST /api/embed, /api/embeddings, GET /api/tags  Ollama
+  GET /metrics (Prometheus), /openapi.json
+
+Examples:
+  sembed serve --port 8080
+  curl -s localhost:8080/v1/embeddings -H 'Content-Type: application/json' \\
+       -d '{\"model\": \"all-MiniLM-L6-v2\", \"input\": [\"hello\", \"world\"]}'
+  sembed serve -m all-MiniLM-L6-v2 -m path/to/other-model --api-key \"$KEY\"
+
+Once it answers, one line `listening on http://HOST:PORT` is written on stderr; each request then
+writes an access-log line (not with --quiet). SIGTERM or SIGINT: stop accepting, finish requests in
+flight (up to --shutdown-grace), exit 0.";
 
 const SEARCH_AFTER: &str = "\
 Examples:
@@ -313,6 +335,76 @@ pub struct ModelArgs {
     /// Never use the network (as HF_HUB_OFFLINE=1): a model id must already be in the cache.
     #[arg(long)]
     pub offline: bool,
+}
+
+/// `sembed serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A model to serve, as --model of the other commands (default: the built-in
+    /// all-MiniLM-L6-v2). Repeat to serve several: a request's `model` field picks one by the
+    /// name given here, its alias or its hub id (the first when a request names none). With one
+    /// model, any `model` value is accepted.
+    #[arg(long, short = 'm', value_name = "MODEL")]
+    pub model: Vec<String>,
+    /// Never use the network (as HF_HUB_OFFLINE=1): model ids must already be in the cache.
+    #[arg(long)]
+    pub offline: bool,
+    /// Address to listen on. The default answers this machine only; 0.0.0.0 (or ::) opens the
+    /// server to the network.
+    #[arg(long, default_value_t = sembed_server::Config::default().host)]
+    pub host: String,
+    /// Port (0: any free port; the line on stderr says which).
+    #[arg(long, short = 'p', default_value_t = sembed_server::Config::default().port)]
+    pub port: u16,
+    /// Requests served at once (queued or computing); beyond it a request gets 429 at once.
+    #[arg(long, value_name = "N", default_value_t = sembed_server::Config::default().max_concurrent_requests)]
+    pub max_concurrent_requests: usize,
+    /// Tokens per engine batch: concurrent requests are joined up to it, a larger request is
+    /// split into pieces of at most this many tokens (and put back together in order).
+    #[arg(long, value_name = "N", default_value_t = sembed_server::Config::default().max_batch_tokens)]
+    pub max_batch_tokens: usize,
+    /// Inputs in one request (more: 413).
+    #[arg(long, value_name = "N", default_value_t = sembed_server::Config::default().max_client_batch_size)]
+    pub max_client_batch_size: usize,
+    /// Bytes of one request body, with K/M/G suffixes (more: 413).
+    #[arg(long, value_name = "SIZE", default_value = "2000000", value_parser = parse_size)]
+    pub payload_limit: u64,
+    /// Cut inputs over the model's token limit unless a request says `truncate: false` (as
+    /// TEI's --auto-truncate); without it such an input is a 422. Ollama's route always
+    /// truncates unless told not to, as Ollama does.
+    #[arg(long)]
+    pub auto_truncate: bool,
+    /// Require `Authorization: Bearer KEY` on every route but /health (401 otherwise).
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "SEMBED_API_KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// Seconds to wait for a request's headers, also between requests on a kept-alive
+    /// connection.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    pub header_read_timeout: f64,
+    /// Seconds to wait for a request's body (408 after).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_secs)]
+    pub body_read_timeout: f64,
+    /// Seconds requests in flight may take to finish after SIGTERM/SIGINT.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_secs)]
+    pub shutdown_grace: f64,
+    /// Threads for HTTP and JSON (the embedding uses the engine's threads; 0: one per core, at
+    /// most 4).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub http_threads: usize,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?}: expected seconds, more than 0 and at most 86400"
+        )),
+    }
 }
 
 /// How to run the model.

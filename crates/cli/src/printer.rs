@@ -36,6 +36,11 @@ impl Printer {
         }
     }
 
+    /// Whether messages on stderr are coloured.
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
     /// Whether data on stdout (search hits) is coloured: `--color always`, or auto with stdout a
     /// terminal and NO_COLOR unset.
     pub fn color_stdout(&self) -> bool {

@@ -10,6 +10,7 @@ mod info;
 #[cfg(feature = "hub")]
 mod models;
 mod search;
+mod serve;
 mod similarity;
 
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Search(a) => Ok(search::run(a, printer)),
         Command::Index(a) => index::run(a, printer),
         Command::Cache(c) => cache::run(c, printer),
+        Command::Serve(a) => serve::run(a, printer),
         #[cfg(feature = "distill")]
         Command::Distill(a) => distill::run(a, printer),
         #[cfg(feature = "hub")]
@@ -70,6 +72,9 @@ pub fn report_code(err: &anyhow::Error, printer: &Printer) -> u8 {
         ) || matches!(
             e.downcast_ref::<sembed_index::Error>(),
             Some(sembed_index::Error::Invalid(_))
+        ) || matches!(
+            e.downcast_ref::<sembed_server::Error>(),
+            Some(sembed_server::Error::Config(_))
         ) || is_bad_name(e)
     });
     if usage { EXIT_USAGE } else { EXIT_FAILURE }

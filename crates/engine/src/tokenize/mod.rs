@@ -281,6 +281,29 @@ impl Tokenizer {
         }
     }
 
+    /// Every token's string, indexed by id (added tokens included; an id no token has is empty):
+    /// what a `/tokenize` endpoint shows. Built on each call (a vocabulary walk), so keep it.
+    ///
+    /// ```no_run
+    /// let model = sembed::Embedder::from_dir("models/all-MiniLM-L6-v2")?;
+    /// let tokens = model.tokenizer().tokens_by_id();
+    /// assert_eq!(tokens[101], "[CLS]");
+    /// # Ok::<(), sembed::Error>(())
+    /// ```
+    pub fn tokens_by_id(&self) -> Vec<String> {
+        let mut out = vec![String::new(); self.vocab_size()];
+        let mut put = |token: &str, id: u32| {
+            if let Some(slot) = out.get_mut(id as usize) {
+                *slot = token.to_string();
+            }
+        };
+        match &self.backend {
+            Backend::Native(wp) => wp.vocab.iter().for_each(|(t, id)| put(&t, id)),
+            Backend::Hf { tok, .. } => tok.get_vocab(true).iter().for_each(|(t, &id)| put(t, id)),
+        }
+        out
+    }
+
     /// Lengths in characters of every token string (added tokens included), as Python's
     /// `tokenizer.get_vocab()` lists them.
     pub(crate) fn token_char_lengths(&self) -> Vec<usize> {
