@@ -25,6 +25,12 @@ target/release/sembed distill --model "$(scripts/fetch-test-model.sh)" --output 
 # Interop: Python's huggingface_hub (same venv) and sembed share one Hugging Face cache, both ways,
 # through the loopback fake hub.
 SEMBED_TEST_PYTHON="$venv/bin/python" cargo test --release -p sembed-hub --test hub -- --ignored
+# sembed serve with real, unchanged clients (openai, huggingface_hub, ollama; pinned, in a cached venv)
+# against the real f32 all-MiniLM-L6-v2: vectors equal sentence-transformers' references; then
+# schemathesis over the server's own OpenAPI document.
+serve_py="$(tests/interop/serve_venv.sh)"
+"$serve_py" tests/interop/serve_clients.py target/release/sembed "$(scripts/fetch-test-model.sh)" tests/data/minilm-dev.jsonl
+tests/interop/serve_schemathesis.sh target/release/sembed "$serve_py" 100
 # The lean library (no built-in model, no hub, no distillation) loads model folders and passes its
 # tests too.
 cargo test --release -p sembed --no-default-features --lib --tests

@@ -71,7 +71,9 @@ impl Server {
         let started_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let openapi = routes::ops::document(&models, &config);
         let state = Arc::new(routes::AppState {
+            openapi,
             config,
             models,
             metrics,

@@ -39,6 +39,8 @@ pub(crate) struct AppState {
     pub key_digest: Option<[u8; 32]>,
     /// When the server started, Unix seconds (OpenAI's `created`).
     pub started_unix: u64,
+    /// `/openapi.json`, made at start ([`ops::document`]).
+    pub openapi: String,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -267,33 +269,19 @@ pub(crate) async fn embed(
         )
         .param("input"));
     }
-    match &inputs {
-        Inputs::Texts(t) => {
-            if let Some(i) = t.iter().position(|s| s.is_empty()) {
-                return Err(
-                    ApiError::new(Kind::Empty, format!("input {i} is an empty string"))
-                        .param("input"),
-                );
-            }
-        }
-        Inputs::Ids(seqs) => {
-            let vocab = model.vocab_size;
-            for (i, ids) in seqs.iter().enumerate() {
-                if ids.is_empty() {
-                    return Err(
-                        ApiError::new(Kind::Empty, format!("input {i} has no token ids"))
-                            .param("input"),
-                    );
-                }
-                if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab) {
-                    return Err(ApiError::new(
-                        Kind::Validation,
-                        format!(
-                            "input {i}: token id {id} is outside the model's vocabulary of {vocab} ids"
-                        ),
-                    )
-                    .param("input"));
-                }
+    // An empty text is embedded as sentence-transformers embeds it (`[CLS] [SEP]`); so is an
+    // empty token array.
+    if let Inputs::Ids(seqs) = &inputs {
+        let vocab = model.vocab_size;
+        for (i, ids) in seqs.iter().enumerate() {
+            if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab) {
+                return Err(ApiError::new(
+                    Kind::Validation,
+                    format!(
+                        "input {i}: token id {id} is outside the model's vocabulary of {vocab} ids"
+                    ),
+                )
+                .param("input"));
             }
         }
     }
@@ -384,6 +372,17 @@ pub(crate) fn normalize_option(
         None
     } else {
         Some(want)
+    }
+}
+
+/// A whole number that may be written `235` or `235.0` (both are JSON Schema integers).
+pub(crate) fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    match Option::<f64>::deserialize(d)? {
+        None => Ok(None),
+        Some(x) if x.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&x) => Ok(Some(x as usize)),
+        Some(x) => Err(D::Error::custom(format!("{x} is not a whole number"))),
     }
 }
 

@@ -16,9 +16,18 @@ fn yes() -> bool {
     true
 }
 
+/// How long Ollama keeps a model loaded: a duration (`"5m"`) or seconds.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // accepted, not used
+pub(crate) enum KeepAlive {
+    Duration(String),
+    Seconds(f64),
+}
+
 /// The body of `POST /api/embed`.
 #[derive(Deserialize, ToSchema)]
-pub(crate) struct EmbedRequest {
+pub(crate) struct OllamaEmbedRequest {
     /// A served model's name, alias or hub id; with one model served, any value.
     pub model: Option<String>,
     pub input: TextInput,
@@ -27,21 +36,20 @@ pub(crate) struct EmbedRequest {
     #[schema(default = true)]
     pub truncate: bool,
     /// Keep the first N dimensions, then normalize again.
+    #[serde(default, deserialize_with = "super::whole")]
     #[schema(minimum = 1)]
     pub dimensions: Option<usize>,
     /// Accepted and ignored (model options of Ollama's runners).
     #[allow(dead_code)]
-    #[schema(value_type = Option<Object>)]
-    pub options: Option<serde_json::Value>,
+    pub options: Option<serde_json::Map<String, serde_json::Value>>,
     /// Accepted and ignored (the model stays loaded).
     #[allow(dead_code)]
-    #[schema(value_type = Option<String>)]
-    pub keep_alive: Option<serde_json::Value>,
+    pub keep_alive: Option<KeepAlive>,
 }
 
 /// The answer of `POST /api/embed` (durations in nanoseconds).
 #[derive(Serialize, ToSchema)]
-pub(crate) struct EmbedResponse {
+pub(crate) struct OllamaEmbedResponse {
     pub model: String,
     pub embeddings: Vec<Vec<f32>>,
     pub total_duration: u64,
@@ -51,19 +59,19 @@ pub(crate) struct EmbedResponse {
 
 /// Ollama's error body.
 #[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorBody {
+pub(crate) struct OllamaError {
     pub error: String,
 }
 
-error_responses!(Errors, ErrorBody);
+error_responses!(Errors, OllamaError);
 
 /// Vectors of `input`, L2-normalized, as Ollama makes them.
-#[utoipa::path(post, path = "/api/embed", tag = "Ollama", request_body = EmbedRequest,
-    responses((status = 200, description = "One vector per input, in order", body = EmbedResponse), Errors))]
+#[utoipa::path(post, path = "/api/embed", tag = "Ollama", request_body = OllamaEmbedRequest,
+    responses((status = 200, description = "One vector per input, in order", body = OllamaEmbedResponse), Errors))]
 pub(crate) async fn embed_route(
     State(state): State<Shared>,
-    Json(req): Json<EmbedRequest>,
-) -> Result<axum::Json<EmbedResponse>, ApiError> {
+    Json(req): Json<OllamaEmbedRequest>,
+) -> Result<axum::Json<OllamaEmbedResponse>, ApiError> {
     let start = std::time::Instant::now();
     let model = state.models.pick(req.model.as_deref())?;
     check_dimensions(req.dimensions, model)?;
@@ -78,7 +86,7 @@ pub(crate) async fn embed_route(
         TextInput::Texts(t) => t,
     };
     let out = embed(&state, model, Inputs::Texts(texts), opts).await?;
-    Ok(axum::Json(EmbedResponse {
+    Ok(axum::Json(OllamaEmbedResponse {
         model: req.model.unwrap_or_else(|| model.id.clone()),
         embeddings: out.rows.rows().map(<[f32]>::to_vec).collect(),
         total_duration: start.elapsed().as_nanos() as u64,
@@ -89,35 +97,33 @@ pub(crate) async fn embed_route(
 
 /// The body of the older `POST /api/embeddings`.
 #[derive(Deserialize, ToSchema)]
-pub(crate) struct EmbeddingsRequest {
+pub(crate) struct OllamaEmbeddingsRequest {
     pub model: Option<String>,
     pub prompt: String,
     /// Accepted and ignored.
     #[allow(dead_code)]
-    #[schema(value_type = Option<Object>)]
-    pub options: Option<serde_json::Value>,
+    pub options: Option<serde_json::Map<String, serde_json::Value>>,
     /// Accepted and ignored.
     #[allow(dead_code)]
-    #[schema(value_type = Option<String>)]
-    pub keep_alive: Option<serde_json::Value>,
+    pub keep_alive: Option<KeepAlive>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub(crate) struct EmbeddingsResponse {
+pub(crate) struct OllamaEmbeddingsResponse {
     pub embedding: Vec<f32>,
 }
 
 /// One vector (Ollama's older route), as the model makes it.
-#[utoipa::path(post, path = "/api/embeddings", tag = "Ollama", request_body = EmbeddingsRequest,
-    responses((status = 200, description = "The vector", body = EmbeddingsResponse), Errors))]
+#[utoipa::path(post, path = "/api/embeddings", tag = "Ollama", request_body = OllamaEmbeddingsRequest,
+    responses((status = 200, description = "The vector", body = OllamaEmbeddingsResponse), Errors))]
 pub(crate) async fn embeddings(
     State(state): State<Shared>,
-    Json(req): Json<EmbeddingsRequest>,
-) -> Result<axum::Json<EmbeddingsResponse>, ApiError> {
+    Json(req): Json<OllamaEmbeddingsRequest>,
+) -> Result<axum::Json<OllamaEmbeddingsResponse>, ApiError> {
     let model = state.models.pick(req.model.as_deref())?;
     let opts = EmbedOptions::default();
     let out = embed(&state, model, Inputs::Texts(vec![req.prompt]), opts).await?;
-    Ok(axum::Json(EmbeddingsResponse {
+    Ok(axum::Json(OllamaEmbeddingsResponse {
         embedding: out.rows.row(0).to_vec(),
     }))
 }
@@ -148,7 +154,7 @@ pub(crate) struct Tags {
 /// The served models, as Ollama lists its local ones.
 #[utoipa::path(get, path = "/api/tags", tag = "Ollama",
     responses((status = 200, description = "The served models", body = Tags),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
+        (status = 401, description = "Missing or wrong API key", body = OllamaError)))]
 pub(crate) async fn tags(State(state): State<Shared>) -> axum::Json<Tags> {
     let models = state
         .models

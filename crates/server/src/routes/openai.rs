@@ -21,9 +21,30 @@ pub(crate) enum Input {
     /// Several texts.
     Texts(Vec<String>),
     /// One text as token ids.
-    Tokens(Vec<u32>),
+    Tokens(Vec<TokenId>),
     /// Several texts as token ids.
-    TokenArrays(Vec<Vec<u32>>),
+    TokenArrays(Vec<Vec<TokenId>>),
+}
+
+/// A token id, written `5302` or `5302.0` (both JSON Schema integers).
+#[derive(ToSchema)]
+#[schema(value_type = u32)]
+pub(crate) struct TokenId(u32);
+
+impl<'de> Deserialize<'de> for TokenId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let x = f64::deserialize(d)?;
+        if x.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&x) {
+            Ok(TokenId(x as u32))
+        } else {
+            Err(D::Error::custom(format!("{x} is not a token id")))
+        }
+    }
+}
+
+fn ids(v: Vec<TokenId>) -> Vec<u32> {
+    v.into_iter().map(|t| t.0).collect()
 }
 
 #[derive(Deserialize, ToSchema, Default, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +67,7 @@ pub(crate) struct EmbeddingsRequest {
     #[serde(default)]
     pub encoding_format: EncodingFormat,
     /// Keep the first N dimensions (Matryoshka), then normalize again.
+    #[serde(default, deserialize_with = "super::whole")]
     #[schema(minimum = 1)]
     pub dimensions: Option<usize>,
     /// Accepted and ignored.
@@ -88,7 +110,7 @@ pub(crate) struct EmbeddingsResponse {
 }
 
 #[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorDetail {
+pub(crate) struct OpenAiErrorDetail {
     pub message: String,
     #[serde(rename = "type")]
     #[schema(example = "invalid_request_error")]
@@ -99,11 +121,11 @@ pub(crate) struct ErrorDetail {
 
 /// OpenAI's error envelope.
 #[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorBody {
-    pub error: ErrorDetail,
+pub(crate) struct OpenAiError {
+    pub error: OpenAiErrorDetail,
 }
 
-error_responses!(Errors, ErrorBody);
+error_responses!(Errors, OpenAiError);
 
 /// Embeddings, as OpenAI's API makes them.
 #[utoipa::path(post, path = "/v1/embeddings", tag = "OpenAI", request_body = EmbeddingsRequest,
@@ -117,8 +139,8 @@ pub(crate) async fn embeddings(
     let inputs = match req.input {
         Input::Text(t) => Inputs::Texts(vec![t]),
         Input::Texts(t) => Inputs::Texts(t),
-        Input::Tokens(ids) => Inputs::Ids(vec![ids]),
-        Input::TokenArrays(ids) => Inputs::Ids(ids),
+        Input::Tokens(t) => Inputs::Ids(vec![ids(t)]),
+        Input::TokenArrays(t) => Inputs::Ids(t.into_iter().map(ids).collect()),
     };
     let opts = EmbedOptions {
         truncate: state.config.auto_truncate,
@@ -178,7 +200,7 @@ pub(crate) struct ModelList {
 /// The models this server serves.
 #[utoipa::path(get, path = "/v1/models", tag = "OpenAI",
     responses((status = 200, description = "The served models", body = ModelList),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
+        (status = 401, description = "Missing or wrong API key", body = OpenAiError)))]
 pub(crate) async fn models(State(state): State<Shared>) -> axum::Json<ModelList> {
     let created = state.started_unix;
     axum::Json(ModelList {

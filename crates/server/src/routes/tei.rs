@@ -47,21 +47,42 @@ pub(crate) struct EmbedRequest {
     /// One of the model's prompts (`config_sentence_transformers.json`).
     pub prompt_name: Option<String>,
     /// L2-normalize the vectors (default true).
-    #[serde(default = "yes")]
     #[schema(default = true)]
-    pub normalize: bool,
+    pub normalize: Option<bool>,
     /// Keep the first N dimensions (Matryoshka; normalized after the cut when `normalize`).
+    #[serde(default, deserialize_with = "super::whole")]
     #[schema(minimum = 1)]
     pub dimensions: Option<usize>,
+    /// The same options, as `huggingface_hub` may send them (one given in both places must
+    /// agree).
+    pub parameters: Option<EmbedParameters>,
     /// Ignored (the model is picked by the server).
     pub model: Option<String>,
 }
 
-error_responses!(Errors, ErrorBody);
+/// Options of `/embed` inside `parameters`.
+#[derive(Deserialize, ToSchema, Default)]
+pub(crate) struct EmbedParameters {
+    pub truncate: Option<bool>,
+    pub truncation_direction: Option<String>,
+    pub prompt_name: Option<String>,
+    pub normalize: Option<bool>,
+    #[serde(default, deserialize_with = "super::whole")]
+    #[schema(minimum = 1)]
+    pub dimensions: Option<usize>,
+}
+
+/// `top`, else `nested`: a top-level option wins over the same one in `parameters`. The value
+/// in `parameters` must still be a valid one (it is checked by the caller where needed).
+fn either<T>(top: Option<T>, nested: Option<T>) -> Option<T> {
+    top.or(nested)
+}
+
+error_responses!(Errors, TeiError);
 
 /// TEI's error body.
 #[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorBody {
+pub(crate) struct TeiError {
     pub error: String,
     #[schema(example = "validation")]
     pub error_type: String,
@@ -117,16 +138,22 @@ pub(crate) async fn embed_route(
 
 async fn embed_request(state: &Shared, req: EmbedRequest) -> Result<Vec<Vec<f32>>, ApiError> {
     let model = state.models.pick(req.model.as_deref())?;
-    check_dimensions(req.dimensions, model)?;
+    let p = req.parameters.unwrap_or_default();
+    check_direction(p.truncation_direction.as_deref())?;
+    check_dimensions(p.dimensions, model)?;
+    let dimensions = either(req.dimensions, p.dimensions);
+    let normalize = either(req.normalize, p.normalize).unwrap_or(true);
+    let direction = either(req.truncation_direction, p.truncation_direction);
+    check_dimensions(dimensions, model)?;
     let mut opts = options(
         state,
         model,
-        req.truncate,
-        req.truncation_direction.as_deref(),
-        req.prompt_name,
+        either(req.truncate, p.truncate),
+        direction.as_deref(),
+        either(req.prompt_name, p.prompt_name),
     )?;
-    opts.normalize = normalize_option(model, req.normalize, req.dimensions);
-    opts.truncate_dim = req.dimensions;
+    opts.normalize = normalize_option(model, normalize, dimensions);
+    opts.truncate_dim = dimensions;
     let out = embed(state, model, Inputs::Texts(req.inputs.into_vec()), opts).await?;
     Ok(out.rows.rows().map(<[f32]>::to_vec).collect())
 }
@@ -171,14 +198,14 @@ pub(crate) async fn similarity(
 async fn similarity_request(state: &Shared, req: SimilarityRequest) -> Result<Vec<f32>, ApiError> {
     let model = state.models.pick(req.model.as_deref())?;
     let p = req.parameters.unwrap_or_default();
+    check_direction(p.truncation_direction.as_deref())?;
+    let direction = either(req.truncation_direction, p.truncation_direction);
     let mut opts = options(
         state,
         model,
-        req.truncate.or(p.truncate),
-        req.truncation_direction
-            .as_deref()
-            .or(p.truncation_direction.as_deref()),
-        req.prompt_name.or(p.prompt_name),
+        either(req.truncate, p.truncate),
+        direction.as_deref(),
+        either(req.prompt_name, p.prompt_name),
     )?;
     opts.normalize = normalize_option(model, true, None);
     if req.inputs.sentences.is_empty() {
@@ -323,7 +350,7 @@ pub(crate) struct Info {
 /// What is served, and the limits.
 #[utoipa::path(get, path = "/info", tag = "TEI",
     responses((status = 200, description = "The default model and the limits", body = Info),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
+        (status = 401, description = "Missing or wrong API key", body = TeiError)))]
 pub(crate) async fn info(State(state): State<Shared>) -> axum::Json<Info> {
     let all = state.models.all();
     let first = &all[0];
@@ -399,20 +426,14 @@ pub(crate) enum CompatResponse {
     responses((status = 200, description = "Vectors, or similarity scores", body = CompatResponse), Errors))]
 pub(crate) async fn compat(
     State(state): State<Shared>,
-    Json(mut body): Json<serde_json::Value>,
+    Json(body): Json<serde_json::Value>,
 ) -> Result<axum::Json<CompatResponse>, ApiError> {
-    let Some(obj) = body.as_object_mut() else {
+    let Some(obj) = body.as_object() else {
         return Err(ApiError::new(
             Kind::Validation,
             "the body must be a JSON object with `inputs`",
         ));
     };
-    // Options in `parameters` count as top-level ones (a top-level one wins).
-    if let Some(serde_json::Value::Object(params)) = obj.remove("parameters") {
-        for (k, v) in params {
-            obj.entry(k).or_insert(v);
-        }
-    }
     let similarity = obj
         .get("inputs")
         .is_some_and(|i| i.get("source_sentence").is_some());
