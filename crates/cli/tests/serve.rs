@@ -26,6 +26,8 @@ struct Served {
 
 /// Starts `sembed serve ARGS --port 0` and waits for its `listening on` line; every stderr line
 /// before it is returned too.
+// The child is waited for by `terminate`, or killed and waited for by `Drop`.
+#[allow(clippy::zombie_processes)]
 fn serve(args: &[&str], env: &[(&str, &str)]) -> (Served, Vec<String>) {
     let mut cmd = sembed();
     cmd.arg("serve")
@@ -102,7 +104,7 @@ impl Served {
     }
 
     /// SIGTERM; the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn terminate(&mut self) -> std::process::ExitStatus {
         // SAFETY: sending a signal to our own child process.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
@@ -113,14 +115,20 @@ impl Served {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
         panic!("no exit within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 #[test]
 fn one_ready_line_access_log_and_clean_exit_on_sigterm() {
-    let (s, before) = serve(&[], &[]);
+    let (mut s, before) = serve(&[], &[]);
     assert!(
         before.is_empty(),
         "nothing before the ready line: {before:?}"
@@ -141,7 +149,7 @@ fn one_ready_line_access_log_and_clean_exit_on_sigterm() {
 #[test]
 fn quiet_api_key_from_environment_and_several_models() {
     let m2v = sembed_testkit::data("m2v-minilm-256");
-    let (s, before) = serve(
+    let (mut s, before) = serve(
         &["--quiet", "-m", "builtin", "-m", m2v.to_str().unwrap()],
         &[("SEMBED_API_KEY", "k3y")],
     );
