@@ -42,8 +42,13 @@ struct Shared {
 /// One model's queue and its batching thread.
 pub(crate) struct Batcher {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
+
+/// Batching threads per model. Two, so one batch gathers (and the rows of the last go back to
+/// their requests) while the other computes; both draw on the same thread budget, so the cores
+/// are not oversubscribed.
+const BATCHERS: usize = 2;
 
 impl Batcher {
     pub(crate) fn start(
@@ -57,13 +62,18 @@ impl Batcher {
             max_batch_tokens,
             metrics,
         });
-        let s = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("sembed-batcher".into())
-            .spawn(move || run(&s, &model))?;
+        let mut threads = Vec::with_capacity(BATCHERS);
+        for _ in 0..BATCHERS {
+            let (s, model) = (Arc::clone(&shared), Arc::clone(&model));
+            threads.push(
+                std::thread::Builder::new()
+                    .name("sembed-batcher".into())
+                    .spawn(move || run(&s, &model))?,
+            );
+        }
         Ok(Batcher {
             shared,
-            thread: Mutex::new(Some(thread)),
+            threads: Mutex::new(threads),
         })
     }
 
@@ -88,7 +98,7 @@ impl Batcher {
     pub(crate) fn close(&self) {
         lock(&self.shared.queue).closed = true;
         self.shared.ready.notify_all();
-        if let Some(t) = lock(&self.thread).take() {
+        for t in lock(&self.threads).drain(..) {
             let _ = t.join();
         }
     }

@@ -597,15 +597,19 @@ fn errors_have_each_family_shape_and_status() {
         vec![builtin()],
     );
     let a = s.addr;
-    // 400: empty input, empty text, malformed JSON.
+    // 400: no input, malformed JSON.
     let r = post(a, "/v1/embeddings", &json!({"model": "m", "input": []}));
     assert_eq!(r.status, 400);
     let e = &r.json()["error"];
     assert_eq!(e["type"], "invalid_request_error");
     assert!(e["message"].is_string() && e.get("param").is_some() && e.get("code").is_some());
-    let r = post(a, "/embed", &json!({"inputs": ""}));
+    let r = post(a, "/embed", &json!({"inputs": []}));
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error_type"], "empty");
+    // An empty text is embedded, as sentence-transformers embeds it (`[CLS] [SEP]`).
+    let r = post(a, "/embed", &json!({"inputs": ""}));
+    assert_eq!(r.status, 200);
+    assert_eq!(matrix(&r.json()), engine(&[""], &EmbedOptions::default()));
     let r = request(
         a,
         "POST",
