@@ -187,7 +187,8 @@ pub(crate) struct Version {
 
 /// sembed's version.
 #[utoipa::path(get, path = "/api/version", tag = "Ollama",
-    responses((status = 200, description = "The server's version", body = Version)))]
+    responses((status = 200, description = "The server's version", body = Version),
+        (status = 401, description = "Missing or wrong API key", body = OllamaError)))]
 pub(crate) async fn version() -> axum::Json<Version> {
     axum::Json(Version {
         version: env!("CARGO_PKG_VERSION").to_string(),

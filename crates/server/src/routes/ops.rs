@@ -14,7 +14,8 @@ use crate::models::Models;
 
 /// Requests by route and status, latency, queue depth, batch sizes, tokens embedded.
 #[utoipa::path(get, path = "/metrics", tag = "Operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing or wrong API key", body = tei::TeiError)))]
 pub(crate) async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
     (
         [(
@@ -27,7 +28,8 @@ pub(crate) async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "Operations",
-    responses((status = 200, description = "OpenAPI 3 document", body = Object)))]
+    responses((status = 200, description = "OpenAPI 3 document", body = Object),
+        (status = 401, description = "Missing or wrong API key", body = tei::TeiError)))]
 pub(crate) async fn openapi(State(state): State<Shared>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],

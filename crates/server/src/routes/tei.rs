@@ -53,10 +53,9 @@ pub(crate) struct EmbedRequest {
     #[serde(default, deserialize_with = "super::whole")]
     #[schema(minimum = 1)]
     pub dimensions: Option<usize>,
-    /// The same options, as `huggingface_hub` may send them (one given in both places must
-    /// agree).
+    /// The same options, as `huggingface_hub` may send them (a top-level one wins).
     pub parameters: Option<EmbedParameters>,
-    /// Ignored (the model is picked by the server).
+    /// A served model's name, alias or hub id; with one model served, any value.
     pub model: Option<String>,
 }
 
@@ -181,7 +180,7 @@ pub(crate) struct SimilarityRequest {
     pub truncation_direction: Option<String>,
     pub prompt_name: Option<String>,
     pub parameters: Option<SimilarityParameters>,
-    /// Ignored (the model is picked by the server).
+    /// A served model's name, alias or hub id; with one model served, any value.
     pub model: Option<String>,
 }
 
@@ -233,7 +232,7 @@ pub(crate) struct TokenizeRequest {
     #[schema(default = true)]
     pub add_special_tokens: bool,
     pub prompt_name: Option<String>,
-    /// Ignored (the model is picked by the server).
+    /// A served model's name, alias or hub id; with one model served, any value.
     pub model: Option<String>,
 }
 
