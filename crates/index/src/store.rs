@@ -186,9 +186,22 @@ impl Store {
             .map_err(|e| s.err(e))?;
         // WAL: readers never wait; NORMAL: a transaction is durable once the WAL has it (a killed
         // process loses nothing committed).
-        s.conn
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| s.err(e))?;
+        // Switching to WAL takes an exclusive lock, and SQLite answers SQLITE_BUSY at once, without
+        // the busy handler, when another process is opening the same new index: retry a while
+        // (seen as "database is locked" with two indexers on a loaded machine).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            match s.conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(s.err(e)),
+            }
+        }
         s.conn
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| s.err(e))?;
