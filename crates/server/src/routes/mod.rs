@@ -217,6 +217,22 @@ async fn admit(State(state): State<Shared>, req: Request, next: Next) -> Respons
     next.run(req).await
 }
 
+/// A request's number of inputs: at least one (400), at most `--max-client-batch-size` (413).
+pub(crate) fn check_count(state: &AppState, n: usize, param: &'static str) -> Result<(), ApiError> {
+    if n == 0 {
+        return Err(ApiError::new(Kind::Empty, "the input is empty").param(param));
+    }
+    let max = state.config.max_client_batch_size;
+    if n > max {
+        return Err(ApiError::new(
+            Kind::TooLarge,
+            format!("{n} inputs in one request: the limit is {max} (--max-client-batch-size)"),
+        )
+        .param(param));
+    }
+    Ok(())
+}
+
 /// Texts or token ids, as a request gave them.
 pub(crate) enum Inputs {
     Texts(Vec<String>),
@@ -258,17 +274,7 @@ pub(crate) async fn embed(
     opts: EmbedOptions,
 ) -> Result<Embedded, ApiError> {
     let n = inputs.len();
-    if n == 0 {
-        return Err(ApiError::new(Kind::Empty, "the input is empty").param("input"));
-    }
-    let max = state.config.max_client_batch_size;
-    if n > max {
-        return Err(ApiError::new(
-            Kind::TooLarge,
-            format!("{n} inputs in one request: the limit is {max} (--max-client-batch-size)"),
-        )
-        .param("input"));
-    }
+    check_count(state, n, "input")?;
     // An empty text is embedded as sentence-transformers embeds it (`[CLS] [SEP]`); so is an
     // empty token array.
     if let Inputs::Ids(seqs) = &inputs {

@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 
 use super::body::Json;
 use super::{
-    Inputs, Shared, check_dimensions, check_direction, embed, error_responses, normalize_option,
+    Inputs, Shared, check_count, check_dimensions, check_direction, embed, error_responses,
+    normalize_option,
 };
 use crate::error::{ApiError, Kind};
 use crate::models::Served;
@@ -258,16 +259,7 @@ pub(crate) async fn tokenize(
         check_prompt(model, p)?;
     }
     let texts = req.inputs.into_vec();
-    if texts.is_empty() {
-        return Err(ApiError::new(Kind::Empty, "the input is empty").param("inputs"));
-    }
-    let max = state.config.max_client_batch_size;
-    if texts.len() > max {
-        return Err(ApiError::new(
-            Kind::TooLarge,
-            format!("{} inputs in one request: the limit is {max}", texts.len()),
-        ));
-    }
+    check_count(&state, texts.len(), "inputs")?;
     let opts = EmbedOptions {
         prompt_name: req.prompt_name,
         ..Default::default()
