@@ -845,11 +845,7 @@ fn hold_slot(addr: SocketAddr) -> TcpStream {
 }
 
 fn in_flight(addr: SocketAddr) -> u64 {
-    let m = String::from_utf8(get(addr, "/metrics").body).unwrap();
-    m.lines()
-        .find(|l| l.starts_with("sembed_requests_in_flight "))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap()
+    metric(addr, "sembed_requests_in_flight") as u64
 }
 
 #[test]
