@@ -31,6 +31,9 @@ SEMBED_TEST_PYTHON="$venv/bin/python" cargo test --release -p sembed-hub --test 
 serve_py="$(tests/interop/serve_venv.sh)"
 "$serve_py" tests/interop/serve_clients.py target/release/sembed "$(scripts/fetch-test-model.sh)" tests/data/minilm-dev.jsonl
 tests/interop/serve_schemathesis.sh target/release/sembed "$serve_py" 100
+# The Python package (python/): `pip install ./python` into a cached venv, then its pytest suite —
+# vectors against sentence-transformers' and model2vec's references, the API, threads.
+python/tests/run.sh
 # The lean library (no built-in model, no hub, no distillation) loads model folders and passes its
 # tests too.
 cargo test --release -p sembed --no-default-features --lib --tests

@@ -374,6 +374,17 @@ impl StaticModelFiles {
 
     fn write_files(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for (name, bytes) in self.to_files()? {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(())
+    }
+
+    /// The model's files as `(name, bytes)`: what [`save`](Self::save) writes, and what
+    /// [`Embedder::from_files`] loads without touching the disk.
+    pub fn to_files(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        let invalid = |file: &str, e: String| Error::invalid(Path::new(file), e);
         let rows = self.embeddings.len() / self.dim;
         let data: Vec<u8> = self
             .embeddings
@@ -385,29 +396,28 @@ impl StaticModelFiles {
             vec![rows, self.dim],
             &data,
         )
-        .map_err(|e| Error::invalid(dir.join("model.safetensors"), e.to_string()))?;
-        let st = dir.join("model.safetensors");
-        safetensors::serialize_to_file([("embeddings", view)], None, &st)
-            .map_err(|e| Error::invalid(&st, e.to_string()))?;
+        .map_err(|e| invalid("model.safetensors", e.to_string()))?;
+        let weights = safetensors::serialize([("embeddings", view)], None)
+            .map_err(|e| invalid("model.safetensors", e.to_string()))?;
         let modules = json!([
             {"idx": 0, "name": "0", "path": ".", "type": "sentence_transformers.models.StaticEmbedding"},
             {"idx": 1, "name": "1", "path": "1_Normalize", "type": "sentence_transformers.models.Normalize"},
         ]);
+        let mut files = vec![("model.safetensors", weights)];
         for (file, value, pretty) in [
             ("tokenizer.json", &self.tokenizer, false),
             ("config.json", &self.config, true),
             ("modules.json", &modules, true),
         ] {
-            let p = dir.join(file);
             let text = if pretty {
-                serde_json::to_string_pretty(value)
+                serde_json::to_vec_pretty(value)
             } else {
-                serde_json::to_string(value)
+                serde_json::to_vec(value)
             }
-            .map_err(|e| Error::invalid(&p, e.to_string()))?;
-            std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+            .map_err(|e| invalid(file, e.to_string()))?;
+            files.push((file, text));
         }
-        Ok(())
+        Ok(files)
     }
 }
 

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The Python package's tests: builds and installs it with `pip install ./python` (maturin, release) into
+# a cached venv with pinned test dependencies (numpy, pytest, and model2vec 0.10 to compare with), then
+# runs pytest with the real test models. Called by scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+venv="${SEMBED_TEST_MODELS:-$HOME/.cache/sembed/test-models}/py-sembed"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+pins=(numpy==2.4.6 pytest==8.4.2 model2vec==0.10.0)
+"$venv/bin/python" - <<'PY' 2>/dev/null || "$venv/bin/python" -m pip install -q --disable-pip-version-check "${pins[@]}"
+import importlib.metadata as m
+assert (m.version("numpy"), m.version("pytest"), m.version("model2vec")) == ("2.4.6", "8.4.2", "0.10.0")
+PY
+# Always rebuilt and reinstalled: the tests must see this checkout's code.
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
+export SEMBED_TEST_MINILM="$(scripts/fetch-test-model.sh)"
+export SEMBED_TEST_MPNET="$(scripts/fetch-mpnet.sh)"
+# -rs: any skip is listed with its reason at the end (none are expected).
+cd python/tests && "$venv/bin/python" -m pytest -q -rs -p no:cacheprovider "$@"
