@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import os
+import sys
 import warnings
 from typing import Any, Iterable
 
@@ -13,7 +12,19 @@ import numpy as np
 from sembed import _progress, util
 from sembed._sembed import Model
 
-logger = logging.getLogger("sembed")
+
+def _logger():
+    # logging is imported on first use, not at import: it costs a fresh interpreter milliseconds.
+    import logging
+
+    return logging.getLogger("sembed")
+
+
+def _logging_verbose() -> bool:
+    """Whether the ``sembed`` logger's effective level is INFO or DEBUG (sentence-transformers' rule for
+    showing a progress bar). Without ``logging`` imported, nothing configured it: the level is WARNING."""
+    logging = sys.modules.get("logging")
+    return logging is not None and logging.getLogger("sembed").getEffectiveLevel() in (logging.INFO, logging.DEBUG)
 
 ALLOWED_PRECISIONS = {"float32", "int8", "uint8", "binary", "ubinary"}
 SUPPORTED_SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
@@ -44,6 +55,10 @@ def _unsupported(where: str, **given: Any) -> None:
 def _st_config(source: str) -> dict:
     """``config_sentence_transformers.json`` of a model folder ({} for the built-in model or none)."""
     path = os.path.join(source, "config_sentence_transformers.json")
+    if not os.path.isfile(path):
+        return {}
+    import json
+
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
@@ -146,7 +161,7 @@ class SentenceTransformer:
             threads=threads,
         )
         if instead_of is not None:
-            logger.info(
+            _logger().info(
                 f"{instead_of} is not in the Hugging Face cache: using sembed's built-in float16 copy "
                 "(vectors within 0.9999995 cosine of the original's)."
             )
@@ -276,7 +291,7 @@ class SentenceTransformer:
             elif self.default_prompt_name is not None:
                 prompt = self.prompts.get(self.default_prompt_name, None)
         elif prompt_name is not None:
-            logger.warning(
+            _logger().warning(
                 "Provide either a `prompt`, a `prompt_name`, or neither, but not both. "
                 "Ignoring the `prompt_name` in favor of `prompt`."
             )
@@ -341,14 +356,14 @@ class SentenceTransformer:
             type); a single string gives a 1-D array.
         """
         if "sentences" in kwargs:
-            logger.warning("The `sentences` argument was renamed and is now deprecated. Please use `inputs` instead.")
+            _logger().warning("The `sentences` argument was renamed and is now deprecated. Please use `inputs` instead.")
             sentences = kwargs.pop("sentences")
             if inputs is None:
                 inputs = sentences
         if inputs is None:
             raise TypeError("encode() missing 1 required positional argument: 'inputs'")
         if show_progress_bar is None:
-            show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+            show_progress_bar = _logging_verbose()
         if convert_to_tensor:
             convert_to_numpy = False
         if output_value != "sentence_embedding":

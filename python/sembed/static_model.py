@@ -3,9 +3,7 @@ sembed engine — the same vectors as model2vec's ``StaticModel.encode``."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,6 +23,8 @@ _UNSET: Any = _Unset()
 
 
 def _config(model: Model, info: dict) -> dict:
+    import json
+
     files = model.files()
     try:
         if files is not None:
@@ -170,6 +170,9 @@ class StaticModel:
         if subfolder:
             folder = os.path.join(folder, subfolder)
         os.makedirs(folder, exist_ok=True)
+        import json
+        import shutil
+
         files = self._model.files()
         if files is None:
             source = self._info["source"]

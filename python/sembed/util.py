@@ -7,12 +7,12 @@ read through ``.numpy()``.
 from __future__ import annotations
 
 import heapq
-import logging
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from typing import Callable
 
 __all__ = [
     "cos_sim",
@@ -235,7 +235,9 @@ def _ranges(embeddings: np.ndarray, precision: str, calibration_embeddings: np.n
                 "from a representative set of embeddings instead."
             )
         if embeddings.shape[0] < 100:
-            logger.warning(
+            import logging  # only here: importing logging costs a fresh interpreter milliseconds
+
+            logging.getLogger(__name__).warning(
                 f"Computing {precision} quantization buckets based on {len(embeddings)} embeddings."
                 f" {precision} quantization is more stable with `ranges` calculated from more embeddings "
                 "or a `calibration_embeddings` that can be used to calculate the buckets."
