@@ -13,13 +13,17 @@ Parts:
           the whole process (start, load, encode); the CLI's whole process `sembed embed --input FILE
           --format npy -o /dev/null` on the same model; sentence-transformers' `encode` inside its process.
           The target: the package's throughput within 5% of the CLI's.
+  parity  (not a timing) tests/interop/st_parity.py in the sentence-transformers venv, with the package
+          installed from this checkout into a temporary folder on PYTHONPATH: return types, shapes and
+          values of encode() over a matrix of options, errors, similarity, tokenize and sembed.util
+          against the real sentence-transformers (the test suite's venv has no torch).
 
 The package comes from the venv of python/tests/run.sh (${SEMBED_TEST_MODELS:-~/.cache/sembed/test-models}/
 py-sembed, built from this checkout by `pip install ./python`; run that first); sentence-transformers from
 ${SEMBED_BENCH_VENV:-~/.cache/sembed/bench-venv} (bench/serve.py --setup-baseline makes it). Without that
 venv the sentence-transformers rows are left out, and said so.
 
-Usage: bench/python.py [--rounds 7] [--st-rounds 3] [--parts start,stsb] [--json FILE]
+Usage: bench/python.py [--rounds 7] [--st-rounds 3] [--parts start,stsb,parity] [--json FILE]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
@@ -62,7 +66,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--st-rounds", type=int, default=3)
-    ap.add_argument("--parts", default="start,stsb")
+    ap.add_argument("--parts", default="start,stsb,parity")
     ap.add_argument("--json")
     args = ap.parse_args()
     parts = args.parts.split(",")
@@ -178,6 +182,17 @@ def main():
             print(f"{label}: Python encode() / CLI whole process = {py_in / cli:.3f}; Python whole / CLI whole = {py_whole / cli:.3f}"
                   + (f"; sembed Python / sentence-transformers encode() = {py_in / (n / statistics.median(st_inner)):.1f}x" if st_inner and label == "f32 folder" else ""))
         results["stsb"] = {"whole_s": whole, "inner_s": inner, "rss_mb": rss, "st_inner_s": st_inner, "st_rss_mb": st_rss}
+
+    if "parity" in parts:
+        if not have_st:
+            sys.exit("parity needs the sentence-transformers venv")
+        target = tempfile.mkdtemp(prefix="sembed-bench-pkg-")
+        subprocess.run([SEMBED_PY, "-m", "pip", "install", "-q", "--no-deps", "--target", target, os.path.join(ROOT, "python")], check=True)
+        out = subprocess.run([ST_PY, os.path.join(ROOT, "tests", "interop", "st_parity.py"), f32], env=dict(env, PYTHONPATH=target),
+                             capture_output=True, text=True)
+        print(out.stdout.strip().splitlines()[-1] if out.returncode == 0 else out.stdout + out.stderr)
+        if out.returncode != 0:
+            sys.exit("parity check failed")
 
     if args.json:
         with open(args.json, "w") as f:

@@ -15,5 +15,8 @@ PY
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
 export SEMBED_TEST_MINILM="$(scripts/fetch-test-model.sh)"
 export SEMBED_TEST_MPNET="$(scripts/fetch-mpnet.sh)"
+# The CLI, for the tests that check it and the package agree.
+cargo build --release --quiet -p sembed-cli
+export SEMBED_TEST_CLI="$PWD/target/release/sembed"
 # -rs: any skip is listed with its reason at the end (none are expected).
 cd python/tests && "$venv/bin/python" -m pytest -q -rs -p no:cacheprovider "$@"

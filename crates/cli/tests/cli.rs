@@ -709,8 +709,22 @@ fn precision_outputs() {
         assert_eq!(q[0].len(), 32);
     }
     // npy carries the integer dtype; raw f32 refuses quantized data.
-    let npy = ok(&["embed", "-m", m, "--precision", "int8", "-f", "npy", "a"]);
+    let npy = ok(&[
+        "embed",
+        "-m",
+        m,
+        "--precision",
+        "int8",
+        "-f",
+        "npy",
+        "a",
+        "b",
+    ]);
     assert!(String::from_utf8_lossy(&npy[..80]).contains("'descr': '|i1'"));
+    // As sentence-transformers 6.2: int8/uint8 ranges cannot come from one embedding.
+    let mut c = sembed();
+    c.args(["embed", "-m", m, "--precision", "uint8", "a"]);
+    assert!(fails(&mut c, 2).contains("single embedding"));
     let mut c = sembed();
     c.args(["embed", "-m", m, "--precision", "int8", "-f", "f32", "a"]);
     assert!(fails(&mut c, 2).contains("float32 only"));

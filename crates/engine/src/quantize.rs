@@ -1,8 +1,9 @@
-//! Output precision, as sentence-transformers' `quantize_embeddings`:
-//! - `int8` / `uint8`: per dimension, `(x − min) / ((max − min) / 255)` (− 128 for int8), truncated
-//!   toward zero like numpy's `astype`; min/max from calibration embeddings, else from the embeddings
-//!   being quantized (so the result depends on the batch — pass calibration data for stable codes);
-//!   a dimension whose min equals its max maps to 0 (numpy divides 0 by 0 and casts the NaN to 0);
+//! Output precision, as sentence-transformers 6.2's `quantize_embeddings`:
+//! - `int8` / `uint8`: per dimension, `floor((x − min) / ((max − min) / 255))` clipped to 0..=255 (− 128
+//!   for int8), in float32 as numpy computes it; min/max from calibration embeddings, else from the
+//!   embeddings being quantized (so the result depends on the batch — pass calibration data for stable
+//!   codes; a single embedding without calibration is an error, as in sentence-transformers); a
+//!   dimension whose min equals its max has a step of 1;
 //! - `binary`: `packbits(x > 0) − 128` as int8; `ubinary`: `packbits(x > 0)` (first dimension in the
 //!   most significant bit; rows padded with zero bits to whole bytes).
 
@@ -109,6 +110,13 @@ pub fn quantize(
         let own;
         let ranges = match calibration {
             Some(r) => r,
+            None if e.len() == 1 => {
+                return Err(Error::InvalidOption(format!(
+                    "cannot compute {} quantization ranges from a single embedding: give \
+                     calibration embeddings (as sentence-transformers 6.2 requires)",
+                    precision.name()
+                )));
+            }
             None => {
                 own = Ranges::of(e);
                 match &own {
@@ -123,12 +131,13 @@ pub fn quantize(
                 ranges.min.len()
             )));
         }
-        // float32 throughout, in numpy's order: (x - start) / step - offset
+        // float32 throughout, in numpy's order: floor((x - start) / step), clipped, then - offset.
         let steps: Vec<f32> = ranges
             .min
             .iter()
             .zip(&ranges.max)
             .map(|(lo, hi)| (hi - lo) / 255.0)
+            .map(|step| if step == 0.0 { 1.0 } else { step })
             .collect();
         Ok(e.rows()
             .flat_map(|r| {
@@ -136,11 +145,7 @@ pub fn quantize(
                     .zip(&ranges.min)
                     .zip(&steps)
                     .map(move |((&x, &start), &step)| {
-                        if step > 0.0 {
-                            (x - start) / step - offset
-                        } else {
-                            0.0
-                        }
+                        ((x - start) / step).floor().clamp(0.0, 255.0) - offset
                     })
             })
             .collect())
@@ -159,7 +164,7 @@ pub fn quantize(
     };
     Ok(match precision {
         Precision::Float32 => Quantized::F32(e.clone()),
-        // `as` saturates and truncates toward zero, as numpy's astype does for in-range values.
+        // Whole numbers within range: `as` is exact.
         Precision::Int8 => Quantized::I8 {
             width: dim,
             data: scalar(128.0)?.into_iter().map(|v| v as i8).collect(),
@@ -193,8 +198,9 @@ mod tests {
 
     #[test]
     fn int8_and_uint8_use_column_ranges() {
-        // Expected values from numpy (float32, astype) as sentence-transformers computes them: the
-        // top of the range is 254.99998 in float32, hence 254 / 126.
+        // Expected values from numpy as sentence-transformers 6.2 computes them (float32, floor,
+        // clip): the top of the range is 254.99998 in float32, hence 254 / 126; the constant column
+        // has a step of 1, so 0 / -128.
         assert_eq!(
             quantize(&e(), Precision::Uint8, None).unwrap(),
             Quantized::U8 {
@@ -206,16 +212,28 @@ mod tests {
             quantize(&e(), Precision::Int8, None).unwrap(),
             Quantized::I8 {
                 width: 2,
-                data: vec![-128, 0, 0, 0, 126, 0]
+                data: vec![-128, -128, -1, -128, 126, -128]
             }
         );
+    }
+
+    #[test]
+    fn one_embedding_needs_calibration() {
+        let one = Embeddings::new(2, vec![0.5, -0.5]);
+        let err = quantize(&one, Precision::Int8, None).unwrap_err();
+        assert!(err.to_string().contains("single embedding"), "{err}");
+        let cal = Ranges::of(&e()).unwrap();
+        assert!(quantize(&one, Precision::Uint8, Some(&cal)).is_ok());
+        // Sign bits need no ranges.
+        assert!(quantize(&one, Precision::Binary, None).is_ok());
     }
 
     #[test]
     fn calibration_ranges_apply() {
         let cal = Ranges::of(&Embeddings::new(2, vec![-2.0, 0.0, 2.0, 1.0])).unwrap();
         let q = quantize(&e(), Precision::Uint8, Some(&cal)).unwrap();
-        // column 0: (x + 2) / (4/255): -1 -> 63.75 -> 63, 0 -> 127.5 -> 127, 1 -> 191.25 -> 191
+        // column 0: (x + 2) / (4/255): -1 -> 63.75 -> 63, 0 -> 127.5 -> 127, 1 -> 191.25 -> 191;
+        // column 1 (0..1): 0.5 -> 127.5 -> 127.
         assert_eq!(
             q,
             Quantized::U8 {
@@ -223,6 +241,13 @@ mod tests {
                 data: vec![63, 127, 127, 127, 191, 127]
             }
         );
+        // Outside the calibration range: clipped to 0 and 255.
+        let narrow = Ranges::of(&Embeddings::new(2, vec![-0.5, 0.0, 0.5, 0.25])).unwrap();
+        let Quantized::U8 { data, .. } = quantize(&e(), Precision::Uint8, Some(&narrow)).unwrap()
+        else {
+            unreachable!()
+        };
+        assert_eq!((data[0], data[4], data[1]), (0, 255, 255));
         let bad = Ranges::of(&Embeddings::new(3, vec![0.0; 3])).unwrap();
         assert!(quantize(&e(), Precision::Int8, Some(&bad)).is_err());
     }
