@@ -167,13 +167,6 @@ class SentenceTransformer:
             )
         self._init_from_model(prompts, default_prompt_name, similarity_fn_name, truncate_dim)
 
-    @classmethod
-    def _from_model(cls, model: Model, **kwargs: Any) -> SentenceTransformer:
-        self = cls.__new__(cls)
-        self._model = model
-        self._init_from_model(kwargs.get("prompts"), kwargs.get("default_prompt_name"), None, None)
-        return self
-
     def _init_from_model(self, prompts, default_prompt_name, similarity_fn_name, truncate_dim) -> None:
         self._info = self._model.info()
         config = _st_config(self._info["source"])
@@ -398,6 +391,8 @@ class SentenceTransformer:
             max_length, truncate = self._processing_kwargs(kwargs["processing_kwargs"])
         prompt = self._resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        if truncate_dim is not None and truncate_dim >= self._info["dim"]:
+            truncate_dim = None  # sentence-transformers slices [:, :truncate_dim]: nothing to cut
         call = dict(
             batch_size=batch_size,
             max_length=max_length,

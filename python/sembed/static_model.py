@@ -53,7 +53,9 @@ class StaticModel:
         self._model = model
         self._info = info
         self.config: dict[str, Any] = _config(model, info)
-        self.normalize: bool = bool(self.config.get("normalize", False)) if normalize is None else bool(normalize)
+        # The engine read the model's own rule (model2vec's config.json, where a missing key means
+        # false, or a Normalize module of the sentence-transformers layout).
+        self.normalize: bool = bool(info["normalize"]) if normalize is None else bool(normalize)
         self.max_length: int | None = self.config.get("max_length", DEFAULT_MAX_LENGTH) if max_length is _UNSET else max_length
         if dimensionality is not None and not (isinstance(dimensionality, int) and 0 < dimensionality <= info["dim"]):
             raise ValueError(f"dimensionality must be between 1 and {info['dim']}, got {dimensionality!r}.")

@@ -40,6 +40,13 @@ def test_return_types(builtin):
     np.testing.assert_array_equal(builtin.encode(t for t in TEXTS), many)
 
 
+def test_vectors_are_the_engines_buffer(builtin):
+    """No copy on the way out: the array's memory is the engine's Vec, owned by rust-numpy's container."""
+    e = builtin.encode(TEXTS)
+    assert not e.flags.owndata and type(e.base).__name__ == "PySliceContainer"
+    assert e.flags.c_contiguous and e.flags.writeable
+
+
 def test_empty_input(builtin):
     e = builtin.encode([])
     assert isinstance(e, np.ndarray) and e.shape == (0,)
@@ -119,6 +126,8 @@ def test_truncate_dim(builtin):
     assert model.encode(TEXTS).shape == (3, 32)
     assert model.get_embedding_dimension() == 32
     assert model.encode(TEXTS, truncate_dim=16).shape == (3, 16)
+    # As sentence-transformers' slicing: a truncate_dim past the width cuts nothing.
+    np.testing.assert_array_equal(builtin.encode(TEXTS, truncate_dim=1000), full)
 
 
 def test_max_seq_length_read_write():
@@ -167,6 +176,14 @@ def test_progress_bar_only_when_asked(builtin, capsys):
     shown = builtin.encode(texts, batch_size=8, show_progress_bar=True)
     assert "Batches" in capsys.readouterr().err
     np.testing.assert_allclose(shown, quiet, atol=1e-6)
+    # None (the default) follows the logger, as in sentence-transformers: INFO shows the bar.
+    logger = logging.getLogger("sembed")
+    logger.setLevel(logging.INFO)
+    try:
+        builtin.encode(texts, batch_size=8)
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert "Batches" in capsys.readouterr().err
 
 
 # -- prompts --------------------------------------------------------------------------------------
@@ -396,3 +413,43 @@ def test_no_warnings_on_plain_use():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sembed.SentenceTransformer("builtin").encode(TEXTS)
+
+
+def test_ctrl_c_stops_a_long_encode():
+    """A long encode goes to the engine in slices with Python's signal handlers run between them, so
+    SIGINT ends it within a slice (seconds) instead of after the whole input (minutes here)."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, sembed\n"
+        "m = sembed.SentenceTransformer('builtin')\n"
+        "texts = [f'sentence {i} about a guitar, a park, a book and the weather on a long afternoon' for i in range(100000)]\n"
+        "print('started', flush=True)\n"
+        "m.encode(texts)\n"
+        "print('finished', flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        # Without the checks the whole input (100,000 texts) would be embedded first: minutes.
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "finished" not in out
+    assert "KeyboardInterrupt" in err
+
+
+def test_long_inputs_in_slices_equal_one_call():
+    """Over 2,048 texts the engine is called per slice; the vectors are those of the texts alone."""
+    model = sembed.StaticModel.from_pretrained(FIXTURES.parent / "m2v-minilm-256")
+    texts = [f"text {i} " + "word " * (i % 37) for i in range(5000)]
+    whole = model.encode(texts)
+    assert whole.shape == (5000, 256)
+    parts = np.concatenate([model.encode(texts[i : i + 700]) for i in range(0, 5000, 700)])
+    np.testing.assert_array_equal(whole, parts)
