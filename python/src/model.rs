@@ -214,19 +214,26 @@ impl Model {
             return matrix(py, e.dim(), e.into_vec());
         }
         // Longer inputs go in slices, with Python's signal handlers run between them: Ctrl-C stops
-        // the call within one slice (the engine cannot be interrupted inside one). The slices'
-        // vectors are gathered into one buffer, which becomes the array.
-        let mut out = Vec::new();
+        // the call within one slice (the engine cannot be interrupted inside one). The slices are
+        // cut from the texts ordered longest first (the engine sorts each call's texts by length for
+        // its batches; pre-sorting keeps the slices from mixing lengths), and each vector is put
+        // back at its text's position in one buffer, which becomes the array.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
         let mut dim = model.dim();
-        for slice in texts.chunks(SLICE) {
+        let mut out: Vec<f32> = Vec::new();
+        for slice in order.chunks(SLICE) {
+            let part: Vec<&str> = slice.iter().map(|&i| texts[i].as_str()).collect();
             let e = py
-                .detach(|| model.embed(slice, &opts))
+                .detach(|| model.embed(&part, &opts))
                 .map_err(error::engine)?;
             dim = e.dim();
-            if out.capacity() == 0 {
-                out.reserve_exact(texts.len() * dim);
+            if out.is_empty() {
+                out = vec![0.0; texts.len() * dim];
             }
-            out.extend_from_slice(e.as_slice());
+            for (&i, row) in slice.iter().zip(e.rows()) {
+                out[i * dim..(i + 1) * dim].copy_from_slice(row);
+            }
             py.check_signals()?;
         }
         matrix(py, dim, out)
