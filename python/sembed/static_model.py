@@ -196,11 +196,8 @@ class StaticModel:
 
     def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
         """Token ids of each sentence (no special tokens, unknown tokens dropped, cut at ``max_length``)."""
-        out = []
-        for s in sentences:
-            ids, mask = self._model.tokenize([s], max_length=self.max_length if self.max_length is not None else 2**62)
-            out.append(ids[0][mask[0] == 1].tolist())
-        return out
+        ids, mask = self._model.tokenize(list(sentences), max_length=self.max_length if self.max_length is not None else 2**62)
+        return [row[m == 1].tolist() for row, m in zip(ids, mask)]
 
     def __repr__(self) -> str:
         return f"StaticModel(name={self._info['name']!r}, dim={self.dim}, normalize={self.normalize}, max_length={self.max_length})"

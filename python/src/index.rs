@@ -12,7 +12,7 @@ use sembed::{EmbedOptions, Embedder};
 use sembed_index::{IndexOptions, Mode, Scope, SearchOptions, UpdateReport, WalkOptions};
 
 use crate::error;
-use crate::model::Model;
+use crate::model::{Model, matrix};
 
 /// A search index (one SQLite file) of one model's vectors. Only what changed is embedded again.
 #[pyclass(frozen, module = "sembed._sembed")]
@@ -306,10 +306,7 @@ impl EmbeddingCache {
             |cache| cache.embed(model, &texts, opts),
             error::index,
         )?;
-        let dim = e.dim();
-        let a = numpy::ndarray::Array2::from_shape_vec((e.len(), dim), e.into_vec())
-            .map_err(|err| PyValueError::new_err(err.to_string()))?;
-        Ok((numpy::IntoPyArray::into_pyarray(a, py), (r.hits, r.misses)))
+        Ok((matrix(py, e.dim(), e.into_vec())?, (r.hits, r.misses)))
     }
 
     /// Why the cache is bypassed (a static model: computing is cheaper than a lookup), if it is.

@@ -101,7 +101,11 @@ const SLICE: usize = 2048;
 type IdsAndMask<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<i64>>);
 
 /// `rows` row-major vectors of width `dim` as a numpy array that owns the Vec (no copy).
-fn matrix<'py>(py: Python<'py>, dim: usize, data: Vec<f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+pub(crate) fn matrix<'py>(
+    py: Python<'py>,
+    dim: usize,
+    data: Vec<f32>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let rows = data.len().checked_div(dim).unwrap_or(0);
     let a = Array2::from_shape_vec((rows, dim), data)
         .map_err(|e| PyValueError::new_err(e.to_string()))?;

@@ -100,3 +100,14 @@ def test_distill_rejects_what_it_does_not_do():
             sembed.distill(teacher, **kwargs)
     with pytest.raises(ValueError, match="distillation source"):
         sembed.distill(sembed.SentenceTransformer(str(M2V)))
+
+
+def test_tokenize_equals_model2vec():
+    import model2vec
+
+    texts = ["A man is playing a guitar.", "", "naïve café ☕ unknownwordxyz", "word " * 600]
+    ours = sembed.StaticModel.from_pretrained(M2V).tokenize(texts)
+    theirs = model2vec.StaticModel.from_pretrained(str(M2V)).tokenize(texts)
+    assert ours[:3] == theirs[:3]
+    # The long text: cut at max_length (512) tokens, as model2vec's tokenizer truncation does.
+    assert ours[3] == theirs[3] and len(ours[3]) == 512
