@@ -16,7 +16,7 @@ root="$PWD"
 rounds_one="${1:-9}"
 rounds_stsb="${2:-5}"
 
-export PY="${PY:-$HOME/.cache/sembed/venvs/st/bin/python}"
+export PY="${PY:-$HOME/.cache/sembed/bench-venv/bin/python}"
 export MODEL_DIR="${MODEL_DIR:-$(scripts/fetch-test-model.sh)}"
 export ONNX_DIR="${ONNX_DIR:-$HOME/.cache/sembed/bench/peers/minilm-onnx}"
 export M2V_DIR="${M2V_DIR:-$root/tests/data/m2v-minilm-256}"
@@ -45,4 +45,22 @@ systems_stsb="sembed-bi sembed-dir sembed-static candle ort-rs fastembed ort-py 
 python3 bench/peers/bench.py one "$rounds_one" $systems_one
 # shellcheck disable=SC2086
 python3 bench/peers/bench.py stsb "$rounds_stsb" $systems_stsb
+# Cold start again, each system in its own hyperfine block after warm-up runs: in the interleaved
+# rounds above a Python peer's imports (GBs of libraries) can push the others' files out of the page
+# cache when the machine's memory cgroup is small (4.6 GB on the host of BENCHMARKS.md), so a
+# "cold start" there partly measures disk reads. Here every system runs with its files cached.
+one="A man is playing a guitar."
+B="$root/bench/peers"
+hyperfine -N --warmup 5 --runs "$((rounds_one * 5))" --export-json "$PEERS_OUT/hyperfine_cold_native.json" \
+  -n true "/bin/true" \
+  -n sembed-bi "$SEMBED embed -q '$one'" \
+  -n sembed-dir "$SEMBED embed -q -m $MODEL_DIR '$one'" \
+  -n sembed-static "$SEMBED embed -q -m $M2V_DIR '$one'" \
+  -n candle "$B/candle-embed/target/release/candle-embed $MODEL_DIR one" \
+  -n ort-rs "$B/ort-embed/target/release/ort-embed $ONNX_DIR one" \
+  -n fastembed "$B/fastembed-embed/target/release/fastembed-embed $ONNX_DIR one" \
+  -n m2v-rs "$B/m2v-rs/target/release/m2v-rs $M2V_DIR one" >/dev/null
+hyperfine -N --warmup 1 --runs "$rounds_stsb" --export-json "$PEERS_OUT/hyperfine_cold_python.json" \
+  -n ort-py "$PY $B/py/ort_embed.py one" -n m2v-py "$PY $B/py/m2v_embed.py one" \
+  -n st "$PY $B/py/st_embed.py one" >/dev/null
 python3 bench/peers_ratios.py "$PEERS_OUT"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The table of bench/peers.sh's run: medians per system and sembed's ratios to each peer.
 
-  bench/peers_ratios.py PEERS_OUT      (reads bench_one.json and bench_stsb.json there)
+  bench/peers_ratios.py PEERS_OUT      (reads bench_one.json and bench_stsb.json there, and the
+                                       hyperfine_cold_*.json of peers.sh's per-system cold-start blocks)
 
 Cold start: whole process, one sentence (peer time / sembed time: how many times faster sembed is).
 STS-B: whole-process time of the 2,758-sentence run (peer / sembed), and peak RSS.
@@ -47,3 +48,33 @@ for p in ["m2v-rs", "m2v-py"]:
     print(f"| {p} (static: sembed's Model2Vec) | {cells[0]} | {cells[1]} |")
 if "true" in one:
     print(f"\n/bin/true: {one['true']['wall_ms_median']:.2f} ms (process start floor)")
+
+# Cold start per system in its own hyperfine block (files cached): medians and ratios.
+hf = {}
+for name in ("hyperfine_cold_native.json", "hyperfine_cold_python.json"):
+    path = os.path.join(out, name)
+    if os.path.exists(path):
+        for r in json.load(open(path))["results"]:
+            hf[r["command"]] = r
+if hf:
+    print()
+    print("Cold start, 1 sentence, each system in its own hyperfine block after warm-up (median ms, mean ± sd):")
+    print()
+    print("| system | median | mean ± sd | runs |")
+    print("|---|---|---|---|")
+    for s, r in hf.items():
+        print(f"| {s} | {r['median'] * 1000:.1f} | {r['mean'] * 1000:.1f} ± {r['stddev'] * 1000:.1f} | {len(r['times'])} |")
+    print()
+    print("| sembed vs (median / median) | built-in | f32 dir | static |")
+    print("|---|---|---|---|")
+    for p in ["candle", "ort-rs", "fastembed", "ort-py", "st", "m2v-rs", "m2v-py"]:
+        if p not in hf:
+            continue
+        cells = []
+        for o in ("sembed-bi", "sembed-dir", "sembed-static"):
+            static_peer = p.startswith("m2v")
+            if o in hf and (o == "sembed-static") == static_peer:
+                cells.append(f"{hf[p]['median'] / hf[o]['median']:.1f}×")
+            else:
+                cells.append("–")
+        print(f"| {p} | " + " | ".join(cells) + " |")

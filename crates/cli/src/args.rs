@@ -120,7 +120,8 @@ Exit status: 0 if a hit was printed, 1 if there was none, 2 on an error.";
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// What the cache holds: vectors, bytes, the index beside it, and prepared weights.
+    /// What the cache holds: vectors, bytes, the index beside it, prepared weights and
+    /// vocabularies.
     Stats {
         #[command(flatten)]
         at: CacheDirArg,
@@ -132,8 +133,9 @@ pub enum CacheCommand {
     Clear {
         #[command(flatten)]
         at: CacheDirArg,
-        /// Also delete the prepared copies of model weights ($XDG_CACHE_HOME/sembed/prepared: each
-        /// the size of its model's weights file; the next load of a model makes its copy again).
+        /// Also delete the prepared copies of model weights and tokenizer vocabularies
+        /// ($XDG_CACHE_HOME/sembed/prepared: a weights copy is the size of its model's weights
+        /// file; the next load of a model makes its copies again).
         #[arg(long)]
         prepared: bool,
     },

@@ -698,6 +698,7 @@ fn prepared_weights_are_shown_reused_and_cleared() {
     assert!(first.status.success());
     let s = stats();
     assert_eq!(s["prepared"]["files"], 1, "{s}");
+    assert_eq!(s["prepared"]["vocabularies"]["files"], 1, "{s}");
     let size = std::fs::metadata(real.join("model.safetensors"))
         .unwrap()
         .len();
@@ -706,7 +707,9 @@ fn prepared_weights_are_shown_reused_and_cleared() {
         bytes >= size && bytes < size + size / 50,
         "{bytes} vs {size}"
     );
-    assert!(ok(&mut cmd(&["cache", "stats"])).contains("prepared weights: 1 file ("));
+    let text = ok(&mut cmd(&["cache", "stats"]));
+    assert!(text.contains("prepared weights: 1 file ("), "{text}");
+    assert!(text.contains("vocabularies: 1 file ("), "{text}");
     let again = cmd(&embed).output().unwrap();
     assert_eq!(again.stdout, first.stdout);
     assert_eq!(stats()["prepared"]["files"], 1);
@@ -715,6 +718,7 @@ fn prepared_weights_are_shown_reused_and_cleared() {
     std::fs::write(dir.join(".abc.tmp-1-ThreadId(1)"), b"partial").unwrap();
     let out = ok(&mut cmd(&["cache", "clear", "--prepared"]));
     assert!(out.contains("removed 1 file of prepared weights"), "{out}");
+    assert!(out.contains("and 1 file of vocabularies"), "{out}");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     assert_eq!(stats()["prepared"]["files"], 0);
     let after = cmd(&embed).output().unwrap();

@@ -576,6 +576,38 @@ mod tests {
         }
     }
 
+    /// The built-in model with a prepared copy: the copy is the compiled-in bytes (same vectors),
+    /// and frequent use copies the layers to huge pages only when the copy is not mapped through
+    /// huge pages already (it is where the page cache keeps it in 2 MiB folios, as ext4 does).
+    #[cfg(feature = "builtin")]
+    #[test]
+    fn a_prepared_builtin_copy_gives_the_same_vectors_and_is_copied_only_if_not_huge() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LoadOptions {
+            prepared: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let plain = Embedder::builtin().unwrap();
+        let want = plain.embed(&TEXTS, &EmbedOptions::default()).unwrap();
+        let _first = Embedder::builtin_with(&opts).unwrap();
+        let copies: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".safetensors"))
+            .collect();
+        assert_eq!(copies.len(), 1, "{copies:?}");
+        let model = Embedder::builtin_with(&opts).unwrap();
+        let Body::Transformer(t) = &model.body else {
+            unreachable!()
+        };
+        assert!(!t.is_resident());
+        for _ in 0..crate::encoder::resident_after_runs() + 1 {
+            let got = model.embed(&TEXTS, &EmbedOptions::default()).unwrap();
+            assert_eq!(got.as_slice(), want.as_slice());
+        }
+        assert_eq!(t.is_resident(), !t.panels_huge_mapped());
+    }
+
     /// `Residency::Never` keeps a model on its weights as loaded however often it runs (what
     /// `SEMBED_RESIDENT=0` sets in the CLI); `Auto` packs weights as stored at load; `Eager`
     /// copies at load even weights already in panels.

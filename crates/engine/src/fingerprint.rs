@@ -169,6 +169,32 @@ impl ModelDigest {
         Ok(Some(d))
     }
 
+    /// Like [`sha256`](Self::sha256) for a file the loader keeps the bytes of (`rel`, on disk at
+    /// `path`, `None` when it is not from disk): through the digest cache when there is one, so
+    /// a later load of the same file does not hash it again (hashing tokenizer.json costs more
+    /// than scanning it on a CPU without SHA instructions).
+    pub(crate) fn sha256_via_cache(
+        &self,
+        rel: &str,
+        path: Option<&Path>,
+    ) -> Result<Option<[u8; 32]>> {
+        let cached = {
+            let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            match files.iter().find(|(r, _)| r == rel) {
+                None | Some((_, Content::Absent)) => return Ok(None),
+                Some((_, Content::Known(d))) => return Ok(Some(*d)),
+                Some(_) => self.digest_cache.is_some(),
+            }
+        };
+        let (true, Some(path)) = (cached, path) else {
+            return self.sha256(rel);
+        };
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let d = file_digest(path, &file, self.digest_cache.as_deref())?;
+        self.record(rel, Content::Known(d));
+        Ok(Some(d))
+    }
+
     /// The model's fingerprint (computed once; an I/O error is returned, not remembered).
     pub(crate) fn fingerprint(&self) -> Result<Fingerprint> {
         if let Some(f) = self.value.get() {

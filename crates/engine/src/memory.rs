@@ -126,6 +126,36 @@ pub(crate) fn is_file_mapping(bytes: &[u8]) -> bool {
     false
 }
 
+/// Whether at least 90 % of `bytes` is mapped through 2 MiB page-table entries (a file in the
+/// page cache as 2 MiB folios, or transparent huge pages), as `/proc/self/smaps` counts them
+/// (`FilePmdMapped`, `AnonHugePages`) for the mappings that hold `bytes`. False when unknown.
+pub(crate) fn mostly_huge_mapped(bytes: &[u8]) -> bool {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return false;
+    };
+    let (lo, hi) = (
+        bytes.as_ptr() as usize,
+        bytes.as_ptr() as usize + bytes.len(),
+    );
+    let mut huge_kb = 0usize;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let Some(first) = f.next() else { continue };
+        // A mapping's first line: `start-end perms offset dev inode [path]`.
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            inside = a < hi && b > lo;
+            continue;
+        }
+        if inside && matches!(first, "FilePmdMapped:" | "AnonHugePages:") {
+            huge_kb += f.next().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        }
+    }
+    !bytes.is_empty() && huge_kb * 1024 * 10 >= bytes.len() * 9
+}
+
 /// Drops the whole pages of `bytes` from this process until they are read again.
 ///
 /// # Safety
@@ -152,6 +182,20 @@ pub(crate) fn read_sparsely(bytes: &[u8]) {
         // SAFETY: the range covers pages of a live mapping that `bytes` borrows; MADV_RANDOM
         // never changes memory contents.
         unsafe { libc::madvise(r.start as *mut libc::c_void, r.len(), libc::MADV_RANDOM) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = bytes;
+}
+
+/// Advises that `bytes` (a whole mapping, so the advice splits nothing) be backed by huge pages
+/// (`MADV_HUGEPAGE`): for a file, page-cache misses are then read as 2 MiB folios. Advice only.
+pub(crate) fn advise_huge(bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    if huge_pages_available() {
+        let r = outer_pages(bytes);
+        // SAFETY: the range covers pages of a live mapping that `bytes` borrows; MADV_HUGEPAGE
+        // never changes memory contents.
+        unsafe { libc::madvise(r.start as *mut libc::c_void, r.len(), libc::MADV_HUGEPAGE) };
     }
     #[cfg(not(target_os = "linux"))]
     let _ = bytes;
@@ -239,6 +283,42 @@ mod tests {
         // The executable's read-only data (a string literal lives there).
         let text: &'static str = "a literal in the executable's read-only data";
         assert!(cfg!(not(target_os = "linux")) || is_file_mapping(text.as_bytes()));
+    }
+
+    /// Heap bytes of a few pages are not huge-mapped; a huge-page buffer is judged by its own
+    /// mapping's `AnonHugePages` (whether the kernel had huge pages to give is up to it).
+    #[test]
+    fn huge_mappings_are_seen() {
+        let small = vec![1u8; 3 * PAGE];
+        assert!(!mostly_huge_mapped(&small));
+        let Some(mut b) = HugeBufferMut::new(4 * HUGE) else {
+            return;
+        };
+        b.bytes_mut().fill(1);
+        let b = b.freeze().unwrap();
+        let at = b.bytes().as_ptr() as usize;
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+        let (mut here, mut kb) = (false, 0usize);
+        for line in smaps.lines() {
+            let first = line.split_ascii_whitespace().next().unwrap_or_default();
+            if let Some((a, z)) = first.split_once('-')
+                && let (Ok(a), Ok(z)) = (usize::from_str_radix(a, 16), usize::from_str_radix(z, 16))
+            {
+                here = a <= at && at < z;
+            } else if here && first == "AnonHugePages:" {
+                kb = line
+                    .split_ascii_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+            }
+        }
+        assert_eq!(
+            mostly_huge_mapped(b.bytes()),
+            kb * 1024 >= 4 * HUGE * 9 / 10,
+            "{kb} kB"
+        );
     }
 
     #[test]

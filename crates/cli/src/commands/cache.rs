@@ -1,5 +1,6 @@
-//! `sembed cache stats|clear`: the embedding cache of `sembed embed --cache`, and the prepared
-//! copies of model weights (the kernels' layout, so a load packs nothing) beside it.
+//! `sembed cache stats|clear`: the embedding cache of `sembed embed --cache`, and beside it the
+//! prepared copies of model weights (the kernels' layout, so a load packs nothing) and prepared
+//! tokenizer vocabularies (so a load scans none).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ pub fn run(cmd: CacheCommand, _printer: &Printer) -> anyhow::Result<ExitCode> {
         CacheCommand::Stats { at, json } => {
             let db = super::index::cache_db(at.cache_dir.as_deref())?;
             let (files, bytes) = prepared.as_deref().map(prepared_files).unwrap_or_default();
+            let (vocabs, vocab_bytes) =
+                prepared.as_deref().map(prepared_vocabs).unwrap_or_default();
             let stats = sembed_index::stats(&db)?;
             if json {
                 let mut v = match &stats {
@@ -26,6 +29,7 @@ pub fn run(cmd: CacheCommand, _printer: &Printer) -> anyhow::Result<ExitCode> {
                     "path": prepared.as_deref().map(Path::to_string_lossy),
                     "files": files.len(),
                     "bytes": bytes,
+                    "vocabularies": {"files": vocabs.len(), "bytes": vocab_bytes},
                 });
                 writeln!(out, "{v}")?;
             } else {
@@ -36,9 +40,11 @@ pub fn run(cmd: CacheCommand, _printer: &Printer) -> anyhow::Result<ExitCode> {
                 if let Some(dir) = &prepared {
                     writeln!(
                         out,
-                        "prepared weights: {} ({}) in {}",
+                        "prepared weights: {} ({}), vocabularies: {} ({}) in {}",
                         plural(files.len(), "file"),
                         human_bytes(bytes),
+                        plural(vocabs.len(), "file"),
+                        human_bytes(vocab_bytes),
                         dir.display()
                     )?;
                 }
@@ -50,6 +56,7 @@ pub fn run(cmd: CacheCommand, _printer: &Printer) -> anyhow::Result<ExitCode> {
             writeln!(out, "removed {n} cached vectors from {}", db.display())?;
             if also && let Some(dir) = &prepared {
                 let (files, bytes) = prepared_files(dir);
+                let (vocabs, vocab_bytes) = prepared_vocabs(dir);
                 // Copies a killed load left half-written (a load writing one now falls back to
                 // packing in memory).
                 for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -60,16 +67,18 @@ pub fn run(cmd: CacheCommand, _printer: &Printer) -> anyhow::Result<ExitCode> {
                         let _ = std::fs::remove_file(entry.path());
                     }
                 }
-                for f in &files {
+                for f in files.iter().chain(&vocabs) {
                     // A copy in use by another process stays readable to it (unlinked, not gone).
                     std::fs::remove_file(f)
                         .map_err(|e| anyhow::anyhow!("removing {}: {e}", f.display()))?;
                 }
                 writeln!(
                     out,
-                    "removed {} of prepared weights ({}) from {}",
+                    "removed {} of prepared weights ({}) and {} of vocabularies ({}) from {}",
                     plural(files.len(), "file"),
                     human_bytes(bytes),
+                    plural(vocabs.len(), "file"),
+                    human_bytes(vocab_bytes),
                     dir.display()
                 )?;
             }
@@ -80,11 +89,25 @@ pub fn run(cmd: CacheCommand, _printer: &Printer) -> anyhow::Result<ExitCode> {
 
 /// The prepared copies in `dir` (finished ones: `.safetensors`) and their total size.
 fn prepared_files(dir: &Path) -> (Vec<PathBuf>, u64) {
+    files_where(dir, |p| p.extension().is_some_and(|e| e == "safetensors"))
+}
+
+/// The prepared vocabularies in `dir` (`<sha256>-vocab-v<N>.bin`) and their total size.
+fn prepared_vocabs(dir: &Path) -> (Vec<PathBuf>, u64) {
+    files_where(dir, |p| {
+        p.extension().is_some_and(|e| e == "bin")
+            && p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("-vocab-v"))
+    })
+}
+
+/// The files of `dir` that `keep` accepts, and their total size.
+fn files_where(dir: &Path, keep: impl Fn(&Path) -> bool) -> (Vec<PathBuf>, u64) {
     let mut files = Vec::new();
     let mut bytes = 0;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "safetensors")
+        if keep(&path)
             && let Ok(m) = entry.metadata()
             && m.is_file()
         {

@@ -111,13 +111,7 @@ impl Transformer {
         // vector does not depend on the texts batched with it, the thread count or the run's
         // size (a cache or an index may reuse it for any later run). Panels from the file (the
         // built-in model, a prepared copy) need nothing; `Auto` moves them to huge pages later.
-        let stored = t
-            .encoder
-            .borrow_dependent()
-            .layers()
-            .iter()
-            .flat_map(|l| l.linears())
-            .any(|lin| matches!(lin.weight, Weight::Stored(Mat::F32(_) | Mat::F16(_))));
+        let stored = t.any_linear(|w| matches!(w, Weight::Stored(Mat::F32(_) | Mat::F16(_))));
         if residency == Residency::Eager || (stored && crate::ops::packed::worth_packing(cpu)) {
             t.residency.make_now(|| t.make_copy());
         }
@@ -153,10 +147,45 @@ impl Transformer {
 
     /// The layers over the packed huge-page copy, made when the residency policy says so.
     fn resident_layers(&self, tokens: usize) -> Option<&ResidentLayers> {
-        self.residency.for_run(tokens, || self.make_copy())
+        self.residency.for_run(tokens, || self.copy_unless_huge())
     }
 
     /// Copies the layers into huge pages (packing what is stored as in the file).
+    /// Whether any linear layer's weight (as loaded, before any copy) matches `f`.
+    fn any_linear(&self, f: impl Fn(&Weight<'_>) -> bool) -> bool {
+        self.encoder
+            .borrow_dependent()
+            .layers()
+            .iter()
+            .flat_map(|l| l.linears())
+            .any(|lin| f(&lin.weight))
+    }
+
+    /// Whether the layers' panels (from the file) are mapped through huge pages.
+    #[cfg(test)]
+    pub(crate) fn panels_huge_mapped(&self) -> bool {
+        crate::memory::mostly_huge_mapped(self.panel_span())
+    }
+
+    /// The bytes of the file from the first to the last linear weight stored as panels.
+    fn panel_span(&self) -> &[u8] {
+        self.encoder.borrow_owner().span(|name, shape| {
+            shape.len() == 3 && crate::weights::panels_file::is_encoder_linear(name)
+        })
+    }
+
+    /// The copy [`Residency::Auto`] makes for speed, unless the weights are panels mapped
+    /// through huge pages already (a prepared copy in 2 MiB folios, see `weights::prepared`):
+    /// those stream as fast, and copying them would cost 20–120 ms and their size in memory.
+    fn copy_unless_huge(&self) -> Option<ResidentLayers> {
+        drop(self.prefetch.lock().ok().and_then(|mut p| p.take()));
+        let from_file = !self.any_linear(|w| matches!(w, Weight::Stored(_)));
+        if from_file && crate::memory::mostly_huge_mapped(self.panel_span()) {
+            return None;
+        }
+        self.make_copy()
+    }
+
     fn make_copy(&self) -> Option<ResidentLayers> {
         // Its page-mapping thread must not map again what the copy releases.
         drop(self.prefetch.lock().ok().and_then(|mut p| p.take()));

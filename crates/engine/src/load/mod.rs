@@ -5,6 +5,9 @@
 pub mod config;
 pub(crate) mod source;
 
+use std::sync::Arc;
+
+use crate::bytes::Bytes;
 use crate::dense::Dense;
 use crate::embedder::{Body, Embedder};
 use crate::encoder::{Flavor, Transformer};
@@ -87,7 +90,8 @@ fn prompts(files: &Files) -> Result<SentenceTransformersConfig> {
 }
 
 /// The prepared copy of `weights` (panels, see `weights::prepared`) when `opts` names a folder
-/// for them and the weights would be packed at load; `None` to use `weights` as they are. `check`
+/// for them and the weights would be packed at load or are the built-in model's; `None` to use
+/// `weights` as they are. `check`
 /// (can the encoder be built over it?) runs on `weights` first, so a file that does not hold the
 /// model gets its errors in its own name, never the copy's; a copy that fails it is not used.
 fn prepare(
@@ -100,8 +104,11 @@ fn prepare(
     let Some(dir) = &opts.prepared else {
         return Ok(None);
     };
-    if weights.file().is_none()
-        || weights.has_panels()
+    // Weights as stored in a file are packed into the copy; the built-in model's compiled-in
+    // panels are copied as they are, for the huge-page mapping a copy gets (`weights::prepared`).
+    let packs = weights.file().is_some() && !weights.has_panels();
+    let builtin = files.is_builtin() && weights.has_panels();
+    if !(packs || builtin)
         || opts.residency == crate::Residency::Never
         || !crate::ops::packed::worth_packing(opts.cpu.level())
     {
@@ -176,7 +183,7 @@ fn load_transformer(
     let weights = prepared.unwrap_or(weights);
     // Map the encoder's pages in the background while the tokenizer is parsed.
     let prefetch = Transformer::prefetch(&weights);
-    let (tokenizer, tokenizer_file) = load_tokenizer(&files, tdir, &tok_cfg)?;
+    let (tokenizer, tokenizer_file) = load_tokenizer(&files, tdir, &tok_cfg, opts)?;
 
     let hidden = config.hidden_size;
     let mut pooling = None;
@@ -283,10 +290,15 @@ fn load_transformer(
 }
 
 /// The tokenizer of the Transformer module in `tdir`: tokenizer.json, else a BERT vocab.txt.
-fn load_tokenizer(files: &Files, tdir: &str, cfg: &TokenizerConfig) -> Result<(Tokenizer, String)> {
+fn load_tokenizer(
+    files: &Files,
+    tdir: &str,
+    cfg: &TokenizerConfig,
+    opts: &LoadOptions,
+) -> Result<(Tokenizer, String)> {
     let rel = join(tdir, "tokenizer.json");
     if let Some(bytes) = files.bytes(&rel)? {
-        return Ok((Tokenizer::from_bytes(bytes, &files.label(&rel))?, rel));
+        return Ok((tokenizer_json(files, &rel, bytes, opts)?, rel));
     }
     let vocab_rel = join(tdir, "vocab.txt");
     if let Some(bytes) = files.read(&vocab_rel)? {
@@ -303,6 +315,24 @@ fn load_tokenizer(files: &Files, tdir: &str, cfg: &TokenizerConfig) -> Result<(T
         files.label(&rel),
         "missing (and no vocab.txt either): the model has no tokenizer",
     ))
+}
+
+/// The tokenizer.json `rel` (its `bytes`), with its WordPiece vocabulary prepared in
+/// `opts.prepared` (named by the file's sha256; made on first use) when there is that folder.
+fn tokenizer_json(
+    files: &Files,
+    rel: &str,
+    bytes: Arc<Bytes>,
+    opts: &LoadOptions,
+) -> Result<Tokenizer> {
+    let prepared = match &opts.prepared {
+        Some(dir) => files
+            .digest
+            .sha256_via_cache(rel, files.disk_path(rel).as_deref())?
+            .map(|sha| (dir.as_path(), sha)),
+        None => None,
+    };
+    Tokenizer::from_bytes_prepared(bytes, &files.label(rel), prepared)
 }
 
 /// Loads a static model whose table lives in `dir`: `""` (or `.`) is model2vec's own layout, run
@@ -355,7 +385,7 @@ fn load_static(
     let bytes = files.bytes(&tok_rel)?.ok_or_else(|| {
         Error::invalid(files.label(&tok_rel), "missing: the model has no tokenizer")
     })?;
-    let tokenizer = Tokenizer::from_bytes(bytes, &files.label(&tok_rel))?;
+    let tokenizer = tokenizer_json(&files, &tok_rel, bytes, opts)?;
     let weights = files.safetensors(&join(dir, "model.safetensors"))?;
     let tensor = if st_layout {
         "embedding.weight"

@@ -50,6 +50,23 @@ impl Files {
         }
     }
 
+    /// Whether these are the built-in model's files.
+    pub(crate) fn is_builtin(&self) -> bool {
+        #[cfg(feature = "builtin")]
+        if matches!(self.src, Source::Builtin) {
+            return true;
+        }
+        false
+    }
+
+    /// The file's path on disk, for a model folder.
+    pub(crate) fn disk_path(&self, rel: &str) -> Option<PathBuf> {
+        match &self.src {
+            Source::Dir(d) => Some(d.join(rel)),
+            _ => None,
+        }
+    }
+
     fn not_found(&self, rel: &str) -> Option<Bytes> {
         self.digest.record(rel, Content::Absent);
         None

@@ -7,6 +7,7 @@
 
 mod json_scan;
 mod normalizer;
+mod prepared;
 mod vocab;
 mod wordpiece;
 
@@ -64,20 +65,50 @@ impl Tokenizer {
     /// Like [`from_json`](Self::from_json), keeping `bytes` (a memory-mapped or compiled-in file):
     /// the native vocabulary points into it instead of copying its tokens.
     pub(crate) fn from_bytes(bytes: Arc<Bytes>, path: &Path) -> Result<Self> {
+        Self::from_bytes_prepared(bytes, path, None)
+    }
+
+    /// Like [`from_bytes`](Self::from_bytes); with `prepared` = (a folder, the file's sha256),
+    /// a WordPiece vocabulary is read from its prepared file in that folder, which is made
+    /// when missing (see [`prepared`]): the same lookups without scanning the vocabulary.
+    pub(crate) fn from_bytes_prepared(
+        bytes: Arc<Bytes>,
+        path: &Path,
+        prepared: Option<(&Path, [u8; 32])>,
+    ) -> Result<Self> {
         let invalid = |e: &dyn std::fmt::Display| {
             Error::invalid(path, format!("not a valid tokenizer.json: {e}"))
         };
         let text = std::str::from_utf8(&bytes).map_err(|e| invalid(&e))?;
+        // A prepared vocabulary names where the vocabulary object stands in this very file.
+        let frozen = prepared
+            .and_then(|(dir, sha)| prepared::open(dir, &sha))
+            .filter(|&(_, at, len)| {
+                len >= 2
+                    && text
+                        .get(at..at + len)
+                        .is_some_and(|v| v.starts_with('{') && v.ends_with('}'))
+            });
+        let from_file = frozen.is_some();
         // The vocabulary is most of the file: scan it once, by hand, and let serde_json parse the
         // rest with an empty object in its place. Anything unexpected takes the plain serde path,
         // which also produces the error messages.
-        let (vocab, rest) = json_scan::find_model_vocab(text)
-            .and_then(|at| {
-                let (vocab, len) =
-                    Vocab::from_json_object(Arena::new(bytes.clone()), at, "##").ok()?;
-                Some((vocab, [&text[..at], "{}", &text[at + len..]].concat()))
-            })
-            .unzip();
+        let (scanned, rest) = match frozen {
+            Some((f, at, len)) => (
+                Some((Vocab::from_frozen(f), (at, len))),
+                Some([&text[..at], "{}", &text[at + len..]].concat()),
+            ),
+            None => json_scan::find_model_vocab(text)
+                .and_then(|at| {
+                    let (vocab, len) =
+                        Vocab::from_json_object(Arena::new(bytes.clone()), at, "##").ok()?;
+                    Some((
+                        (vocab, (at, len)),
+                        [&text[..at], "{}", &text[at + len..]].concat(),
+                    ))
+                })
+                .unzip(),
+        };
         let file: TokenizerFile<'_> =
             serde_json::from_str(rest.as_deref().unwrap_or(text)).map_err(|e| invalid(&e))?;
         // Without the fast path, the raw vocabulary is a slice of `text`: where it starts.
@@ -86,11 +117,20 @@ impl Tokenizer {
             .vocab
             .filter(|_| rest.is_none())
             .map(|raw| raw.get().as_ptr() as usize - text.as_ptr() as usize);
-        let vocab = match vocab {
-            Some(v) => Some(VocabSource::Scanned(v)),
-            None => raw_at.map(|at| VocabSource::Raw(Arena::new(bytes.clone()), at)),
+        let (vocab, span) = match scanned {
+            Some((v, span)) => (Some(VocabSource::Scanned(Box::new(v))), Some(span)),
+            None => (
+                raw_at.map(|at| VocabSource::Raw(Arena::new(bytes.clone()), at)),
+                None,
+            ),
         };
         if let Some(wp) = native_from_json(&file, vocab, path)? {
+            // Made once per tokenizer.json; best effort (a read-only cache is no error).
+            if let (Some((dir, sha)), Some(span), false) = (prepared, span, from_file)
+                && let Some(out) = wp.vocab.prepared_bytes(&sha, span)
+            {
+                let _ = prepared::write(dir, &sha, &out);
+            }
             return Ok(Tokenizer {
                 backend: Backend::Native(Box::new(wp)),
             });
@@ -436,7 +476,7 @@ fn raw_value(raw: Option<&RawValue>, path: &Path) -> Result<Value> {
 /// A WordPiece vocabulary as [`Tokenizer::from_bytes`] found it: already scanned (with the `##`
 /// prefix), or raw JSON at an offset of the file, read only if the pipeline is a native one.
 enum VocabSource {
-    Scanned(Vocab),
+    Scanned(Box<Vocab>),
     Raw(Arena, usize),
 }
 
@@ -487,7 +527,7 @@ fn native_from_json(
     let mut vocab = match vocab {
         Some(VocabSource::Scanned(mut v)) => {
             v.set_prefix(prefix);
-            v
+            *v
         }
         Some(VocabSource::Raw(arena, at)) => {
             Vocab::from_json_object(arena, at, prefix)
@@ -557,5 +597,81 @@ fn single_template(pp: &Value) -> Option<(Vec<String>, Vec<String>)> {
             seen_a.then_some((before, after))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A vocabulary read from its prepared file tokenizes exactly as the scanned one: the file is
+    /// made by the first load, read by the second, and a damaged one is remade.
+    #[test]
+    fn a_prepared_vocabulary_tokenizes_as_the_scanned_one() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let json = std::fs::read(root.join("assets/all-MiniLM-L6-v2/tokenizer.json")).unwrap();
+        let path = Path::new("tokenizer.json");
+        let bytes = Arc::new(Bytes::Owned(json.clone().into()));
+        let sha: [u8; 32] =
+            sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&json)).into();
+        let dir = tempfile::tempdir().unwrap();
+        let load = || {
+            Tokenizer::from_bytes_prepared(bytes.clone(), path, Some((dir.path(), sha))).unwrap()
+        };
+        let prepared = |t: &Tokenizer| match &t.backend {
+            Backend::Native(wp) => wp.vocab.is_prepared(),
+            Backend::Hf { .. } => panic!("native expected"),
+        };
+        let scanned = Tokenizer::from_bytes(bytes.clone(), path).unwrap();
+        let first = load();
+        assert!(!prepared(&first), "the first load scans");
+        let second = load();
+        assert!(prepared(&second), "the second load reads the file");
+        let texts = [
+            "A man is playing a guitar.",
+            "unaffable antidisestablishmentarianism xyzzyplugh",
+            "Héllo WÖRLD, naïve café — déjà vu!",
+            "日本語のテキスト 中文 한국어",
+            "[CLS] an added token [SEP] in the middle [MASK]",
+            "tabs\tand\nnewlines\r\n and  spaces",
+            "emoji 🤗🎸 and symbols ∑∫√ ###hash ##",
+            "",
+            &"a-very-long-word".repeat(20),
+        ];
+        for t in texts {
+            let want = scanned.encode(t, 512).unwrap();
+            assert_eq!(first.encode(t, 512).unwrap(), want, "{t:?}");
+            assert_eq!(second.encode(t, 512).unwrap(), want, "{t:?}");
+        }
+        assert_eq!(second.vocab_size(), scanned.vocab_size());
+        assert_eq!(second.tokens_by_id(), scanned.tokens_by_id());
+        // Every token of the vocabulary looks itself up.
+        for (id, token) in scanned.tokens_by_id().iter().enumerate() {
+            let Backend::Native(wp) = &second.backend else {
+                unreachable!()
+            };
+            assert_eq!(wp.vocab.get(token), Some(id as u32), "{token}");
+        }
+        // Damaged (truncated): not used, remade by the next load.
+        let file = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let len = std::fs::metadata(&file).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        assert!(!prepared(&load()));
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), len);
+        assert!(prepared(&load()));
+        // Another file's bytes under this sha's name: the span check or the content differs.
+        let other = Arc::new(Bytes::Owned(json[..].to_vec().into()));
+        let t = Tokenizer::from_bytes_prepared(other, path, Some((dir.path(), [0u8; 32]))).unwrap();
+        assert!(!prepared(&t));
     }
 }

@@ -11,6 +11,7 @@ use rustc_hash::FxBuildHasher;
 
 use std::sync::Arc;
 
+use super::prepared::Frozen;
 use crate::bytes::Bytes;
 
 #[derive(Debug, Clone, Copy)]
@@ -93,11 +94,14 @@ impl Arena {
     }
 }
 
-/// Token string → id, for whole-word and continuation lookups.
+/// Token string → id, for whole-word and continuation lookups: hash tables built at load, or
+/// a prepared file's tables read in place ([`prepared`](super::prepared)).
 #[derive(Debug, Default)]
 pub(crate) struct Vocab {
     arena: Arena,
     tables: Tables,
+    /// When set, the lookups go there and `arena`/`tables` are empty.
+    frozen: Option<Frozen>,
     prefix: String,
 }
 
@@ -170,12 +174,64 @@ impl Vocab {
         Vocab {
             arena: Arena::default(),
             tables: Tables::with_capacity(capacity),
+            frozen: None,
             prefix: prefix.to_string(),
         }
     }
 
+    /// A prepared file's vocabulary, used in place.
+    pub(crate) fn from_frozen(frozen: Frozen) -> Self {
+        Vocab {
+            arena: Arena::default(),
+            tables: Tables::default(),
+            prefix: frozen.prefix().to_string(),
+            frozen: Some(frozen),
+        }
+    }
+
+    /// Turns a prepared file's vocabulary into built tables (before a change to it).
+    fn thaw(&mut self) {
+        let Some(frozen) = self.frozen.take() else {
+            return;
+        };
+        let mut v = Vocab::new(frozen.prefix(), frozen.len());
+        for (token, id) in frozen.iter() {
+            let start = v.arena.push(token);
+            let new = Entry {
+                start: start as u32,
+                len: token.len() as u32,
+                id,
+            };
+            v.tables.insert(&v.arena, v.prefix.as_bytes(), new, true);
+        }
+        *self = v;
+    }
+
+    /// The bytes of this vocabulary's prepared file (see [`prepared`](super::prepared)) for
+    /// the tokenizer.json with `sha256`, where it stood at `span`.
+    pub(crate) fn prepared_bytes(
+        &self,
+        sha256: &[u8; 32],
+        span: (usize, usize),
+    ) -> Option<Vec<u8>> {
+        if self.frozen.is_some() {
+            return None;
+        }
+        let list = |t: &HashTable<Entry>| -> Vec<(&[u8], u32)> {
+            t.iter().map(|e| (self.arena.get(e), e.id)).collect()
+        };
+        let (all, cont) = (list(&self.tables.all), list(&self.tables.continuation));
+        super::prepared::encode(sha256, span, &all, &cont, &self.prefix, self.tables.max_id)
+    }
+
     /// Adds `token`; a token seen before keeps its first id unless `overwrite` (JSON maps: last wins).
     pub(crate) fn insert(&mut self, token: &str, id: u32, overwrite: bool) {
+        if let Some(f) = &self.frozen {
+            if !overwrite && f.get(token.as_bytes()).is_some() {
+                return;
+            }
+            self.thaw();
+        }
         let start = self.arena.push(token.as_bytes());
         let new = Entry {
             start: start as u32,
@@ -195,6 +251,7 @@ impl Vocab {
         if prefix == self.prefix {
             return;
         }
+        self.thaw();
         self.prefix = prefix.to_string();
         let t = &mut self.tables;
         t.continuation.clear();
@@ -330,6 +387,7 @@ impl Vocab {
         let vocab = Vocab {
             arena,
             tables,
+            frozen: None,
             prefix: prefix.to_string(),
         };
         Ok((vocab, end))
@@ -337,12 +395,19 @@ impl Vocab {
 
     /// Largest id inserted (`None` when empty).
     pub(crate) fn max_id(&self) -> Option<u32> {
-        self.tables.max_id
+        match &self.frozen {
+            Some(f) => f.max_id(),
+            None => self.tables.max_id,
+        }
     }
 
     /// Id of a word-initial piece (any entry, including `##x` ones, as in HF).
+    #[inline]
     pub(crate) fn get(&self, s: &str) -> Option<u32> {
         let s = s.as_bytes();
+        if let Some(f) = &self.frozen {
+            return f.get(s);
+        }
         self.tables
             .all
             .find(hash(s), |e| self.arena.get(e) == s)
@@ -350,8 +415,12 @@ impl Vocab {
     }
 
     /// Id of the continuation piece `prefix + s`.
+    #[inline]
     pub(crate) fn get_continuation(&self, s: &str) -> Option<u32> {
         let s = s.as_bytes();
+        if let Some(f) = &self.frozen {
+            return f.get_continuation(s);
+        }
         self.tables
             .continuation
             .find(hash(s), |e| self.arena.get(e) == s)
@@ -359,16 +428,30 @@ impl Vocab {
     }
 
     /// `(token, id)` for every entry, in no particular order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (Cow<'_, str>, u32)> {
-        self.tables
-            .all
-            .iter()
-            .map(|e| (String::from_utf8_lossy(self.arena.get(e)), e.id))
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = (Cow<'_, str>, u32)> + '_> {
+        match &self.frozen {
+            Some(f) => Box::new(f.iter().map(|(t, id)| (String::from_utf8_lossy(t), id))),
+            None => Box::new(
+                self.tables
+                    .all
+                    .iter()
+                    .map(|e| (String::from_utf8_lossy(self.arena.get(e)), e.id)),
+            ),
+        }
+    }
+
+    /// Whether lookups read a prepared file's tables.
+    #[cfg(test)]
+    pub(crate) fn is_prepared(&self) -> bool {
+        self.frozen.is_some()
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.tables.all.len()
+        match &self.frozen {
+            Some(f) => f.len(),
+            None => self.tables.all.len(),
+        }
     }
 }
 
@@ -444,5 +527,39 @@ mod tests {
         v.insert("un", 9, false);
         assert_eq!(v.get("un"), Some(0));
         assert_eq!(v.len(), 3);
+    }
+
+    /// A prepared vocabulary answers as the built one, and turns back into built tables when
+    /// changed (a token added, another prefix).
+    #[test]
+    fn prepared_vocabulary_and_thaw() {
+        let mut v = Vocab::new("##", 4);
+        for (i, w) in ["[UNK]", "un", "##able", "##", "able"].iter().enumerate() {
+            v.insert(w, i as u32, true);
+        }
+        let sha = [1u8; 32];
+        let bytes = v.prepared_bytes(&sha, (0, 2)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        super::super::prepared::write(dir.path(), &sha, &bytes).unwrap();
+        let (f, _, _) = super::super::prepared::open(dir.path(), &sha).unwrap();
+        let mut p = Vocab::from_frozen(f);
+        assert!(p.is_prepared());
+        for s in ["[UNK]", "un", "##able", "##", "able", "x", ""] {
+            assert_eq!(p.get(s), v.get(s), "{s}");
+            assert_eq!(p.get_continuation(s), v.get_continuation(s), "{s}");
+        }
+        assert_eq!((p.len(), p.max_id()), (5, Some(4)));
+        // Present and not overwritten: still the file's tables.
+        p.insert("un", 9, false);
+        assert!(p.is_prepared());
+        assert_eq!(p.get("un"), Some(1));
+        p.insert("new", 7, false);
+        assert!(!p.is_prepared());
+        assert_eq!(
+            (p.get("new"), p.get("un"), p.get_continuation("able")),
+            (Some(7), Some(1), Some(2))
+        );
+        p.set_prefix("@@");
+        assert_eq!(p.get_continuation("able"), None);
     }
 }

@@ -52,6 +52,19 @@ impl SafeTensors {
         Ok(st)
     }
 
+    /// [`open`](Self::open) for a prepared copy: pages read from disk (the copy evicted from the
+    /// page cache) are read as 2 MiB folios, which map as huge pages (`weights::prepared`).
+    pub(crate) fn open_prepared(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: as in `open`.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        // Before anything is read (the header), so every page comes in under the advice.
+        crate::memory::advise_huge(&mmap);
+        let mut st = Self::from_shared(Arc::new(Bytes::Mmap(mmap)), path.to_path_buf())?;
+        st.file = Some(file);
+        Ok(st)
+    }
+
     /// The open file a mapped model reads from (`None` for bytes in memory).
     pub(crate) fn file(&self) -> Option<&std::fs::File> {
         self.file.as_ref()
@@ -156,6 +169,21 @@ impl SafeTensors {
             return crate::memory::Prefetch::spawn(self.bytes.clone(), Vec::new());
         }
         crate::memory::Prefetch::spawn(self.bytes.clone(), ranges)
+    }
+
+    /// The bytes from the first to the end of the last tensor matching `wanted` (its name and
+    /// shape; empty if none).
+    pub(crate) fn span(&self, wanted: impl Fn(&str, &[usize]) -> bool) -> &[u8] {
+        let (lo, hi) = self
+            .tensors
+            .iter()
+            .filter(|(n, i)| wanted(n, &i.shape))
+            .map(|(_, i)| i.data_offsets)
+            .fold((usize::MAX, 0), |(lo, hi), (a, b)| (lo.min(a), hi.max(b)));
+        if lo >= hi {
+            return &[];
+        }
+        &self.bytes[self.data_start + lo..self.data_start + hi]
     }
 
     /// A large table read one row at a time (the word embeddings); see [`RowTable`].
