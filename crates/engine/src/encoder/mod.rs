@@ -162,7 +162,7 @@ impl Transformer {
     }
 
     /// Whether the layers' panels (from the file) are mapped through huge pages.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "builtin"))]
     pub(crate) fn panels_huge_mapped(&self) -> bool {
         crate::memory::mostly_huge_mapped(self.panel_span())
     }
