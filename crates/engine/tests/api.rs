@@ -570,12 +570,14 @@ fn prepared_copies_give_the_same_bits_and_follow_the_weights() {
         prepared: Some(cache.path().join("prepared")),
         ..Default::default()
     };
-    let copies = || -> Vec<_> {
+    let in_folder = |ext: &str| -> Vec<_> {
         std::fs::read_dir(cache.path().join("prepared"))
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
             .collect()
     };
+    let copies = || in_folder("safetensors");
     let racing: Vec<Embedder> = std::thread::scope(|s| {
         let loads: Vec<_> = (0..3)
             .map(|_| s.spawn(|| Embedder::from_dir_with(&dir, &prepared).unwrap()))
@@ -583,6 +585,8 @@ fn prepared_copies_give_the_same_bits_and_follow_the_weights() {
         loads.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(copies().len(), 1, "{:?}", copies());
+    // The tokenizer's prepared vocabulary beside it, one for the three racing loads.
+    assert_eq!(in_folder("bin").len(), 1, "{:?}", in_folder("bin"));
     let stamp = std::fs::metadata(&copies()[0]).unwrap().modified().unwrap();
     for m in &racing {
         assert_eq!(m.embed(&texts, &opts).unwrap().as_slice(), plain.as_slice());
