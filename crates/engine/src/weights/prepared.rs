@@ -10,11 +10,13 @@
 //! process writing the same copy at once leaves either no copy or a complete one. Best effort:
 //! when the folder cannot be written, the model packs in memory as without one.
 //!
-//! The built-in model gets a copy too (its compiled-in panels as they are): the bytes are the
-//! same, but the copy is written in 2 MiB-aligned writes of 2 MiB, which leaves it in the page
-//! cache as 2 MiB folios, and a mapping of it is then made of 2 MiB page-table entries — one
-//! fault per 2 MiB instead of 512 page entries. On the AMD EPYC host of BENCHMARKS.md, mapping
-//! MiniLM's 86 MB of f32 panels took ~12 ms of system time through 4 KiB entries per cold start.
+//! Every copy is written in 2 MiB writes at 2 MiB offsets, which leaves it in the page cache as
+//! 2 MiB folios (ext4 and other filesystems with large folios), so a mapping of it is made of
+//! 2 MiB page-table entries — one fault per 2 MiB instead of 512 page entries. On the AMD EPYC
+//! host of BENCHMARKS.md, mapping MiniLM's 86 MB of f32 panels through 4 KiB entries took ~12 ms
+//! of system time per cold start. That is also why the built-in model gets a copy (its
+//! compiled-in panels as they are, the source named in the header): the executable's own pages
+//! are 4 KiB ones.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
