@@ -86,6 +86,16 @@ pub(crate) fn outer_pages(bytes: &[u8]) -> Range<usize> {
     start..bytes.as_ptr() as usize + bytes.len()
 }
 
+/// The address range of a mapping's line in `/proc/self/maps` or `smaps` (its first field,
+/// `start-end` in hex); `None` for other lines.
+fn mapping_range(first_field: &str) -> Option<(usize, usize)> {
+    let (lo, hi) = first_field.split_once('-')?;
+    Some((
+        usize::from_str_radix(lo, 16).ok()?,
+        usize::from_str_radix(hi, 16).ok()?,
+    ))
+}
+
 /// Whether every page of `bytes` lies in a read-only mapping of a file, as `/proc/self/maps`
 /// lists them (a mapping with an inode and no write permission). False when that cannot be read.
 #[cfg_attr(not(feature = "builtin"), allow(dead_code))]
@@ -105,11 +115,7 @@ pub(crate) fn is_file_mapping(bytes: &[u8]) -> bool {
         else {
             continue;
         };
-        let Some((lo, hi)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
-        else {
+        let Some((lo, hi)) = mapping_range(range) else {
             continue;
         };
         if hi <= at || lo > at {
@@ -143,9 +149,7 @@ pub(crate) fn mostly_huge_mapped(bytes: &[u8]) -> bool {
         let mut f = line.split_ascii_whitespace();
         let Some(first) = f.next() else { continue };
         // A mapping's first line: `start-end perms offset dev inode [path]`.
-        if let Some((a, b)) = first.split_once('-')
-            && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        {
+        if let Some((a, b)) = mapping_range(first) {
             inside = a < hi && b > lo;
             continue;
         }
@@ -301,9 +305,7 @@ mod tests {
         let (mut here, mut kb) = (false, 0usize);
         for line in smaps.lines() {
             let first = line.split_ascii_whitespace().next().unwrap_or_default();
-            if let Some((a, z)) = first.split_once('-')
-                && let (Ok(a), Ok(z)) = (usize::from_str_radix(a, 16), usize::from_str_radix(z, 16))
-            {
+            if let Some((a, z)) = mapping_range(first) {
                 here = a <= at && at < z;
             } else if here && first == "AnonHugePages:" {
                 kb = line

@@ -89,26 +89,20 @@ impl Tokenizer {
                         .get(at..at + len)
                         .is_some_and(|v| v.starts_with('{') && v.ends_with('}'))
             });
-        let from_file = frozen.is_some();
         // The vocabulary is most of the file: scan it once, by hand, and let serde_json parse the
         // rest with an empty object in its place. Anything unexpected takes the plain serde path,
         // which also produces the error messages.
-        let (scanned, rest) = match frozen {
-            Some((f, at, len)) => (
-                Some((Vocab::from_frozen(f), (at, len))),
-                Some([&text[..at], "{}", &text[at + len..]].concat()),
-            ),
-            None => json_scan::find_model_vocab(text)
-                .and_then(|at| {
-                    let (vocab, len) =
-                        Vocab::from_json_object(Arena::new(bytes.clone()), at, "##").ok()?;
-                    Some((
-                        (vocab, (at, len)),
-                        [&text[..at], "{}", &text[at + len..]].concat(),
-                    ))
-                })
-                .unzip(),
+        let scanned = match frozen {
+            Some((f, at, len)) => Some((Vocab::from_frozen(f), (at, len))),
+            None => json_scan::find_model_vocab(text).and_then(|at| {
+                let (vocab, len) =
+                    Vocab::from_json_object(Arena::new(bytes.clone()), at, "##").ok()?;
+                Some((vocab, (at, len)))
+            }),
         };
+        let rest = scanned
+            .as_ref()
+            .map(|(_, (at, len))| [&text[..*at], "{}", &text[at + len..]].concat());
         let file: TokenizerFile<'_> =
             serde_json::from_str(rest.as_deref().unwrap_or(text)).map_err(|e| invalid(&e))?;
         // Without the fast path, the raw vocabulary is a slice of `text`: where it starts.
@@ -125,8 +119,9 @@ impl Tokenizer {
             ),
         };
         if let Some(wp) = native_from_json(&file, vocab, path)? {
-            // Made once per tokenizer.json; best effort (a read-only cache is no error).
-            if let (Some((dir, sha)), Some(span), false) = (prepared, span, from_file)
+            // Made once per tokenizer.json (a vocabulary read from its file has no bytes to
+            // write); best effort (a read-only cache is no error).
+            if let (Some((dir, sha)), Some(span)) = (prepared, span)
                 && let Some(out) = wp.vocab.prepared_bytes(&sha, span)
             {
                 let _ = prepared::write(dir, &sha, &out);
@@ -612,8 +607,7 @@ mod tests {
         let json = std::fs::read(root.join("assets/all-MiniLM-L6-v2/tokenizer.json")).unwrap();
         let path = Path::new("tokenizer.json");
         let bytes = Arc::new(Bytes::Owned(json.clone().into()));
-        let sha: [u8; 32] =
-            sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&json)).into();
+        let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&json).into();
         let dir = tempfile::tempdir().unwrap();
         let load = || {
             Tokenizer::from_bytes_prepared(bytes.clone(), path, Some((dir.path(), sha))).unwrap()

@@ -43,23 +43,24 @@ const _: () = assert!(
 impl SafeTensors {
     /// Memory-maps and validates a safetensors file.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: the map is read-only; as with every mmap-based loader (candle, safetensors), a file
-        // truncated by another process while mapped is outside what we can defend against.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let mut st = Self::from_shared(Arc::new(Bytes::Mmap(mmap)), path.to_path_buf())?;
-        st.file = Some(file);
-        Ok(st)
+        Self::map(path, false)
     }
 
     /// [`open`](Self::open) for a prepared copy: pages read from disk (the copy evicted from the
     /// page cache) are read as 2 MiB folios, which map as huge pages (`weights::prepared`).
     pub(crate) fn open_prepared(path: &Path) -> Result<Self> {
+        Self::map(path, true)
+    }
+
+    fn map(path: &Path, huge: bool) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: as in `open`.
+        // SAFETY: the map is read-only; as with every mmap-based loader (candle, safetensors), a file
+        // truncated by another process while mapped is outside what we can defend against.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        // Before anything is read (the header), so every page comes in under the advice.
-        crate::memory::advise_huge(&mmap);
+        if huge {
+            // Before anything is read (the header), so every page comes in under the advice.
+            crate::memory::advise_huge(&mmap);
+        }
         let mut st = Self::from_shared(Arc::new(Bytes::Mmap(mmap)), path.to_path_buf())?;
         st.file = Some(file);
         Ok(st)
