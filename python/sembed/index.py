@@ -26,7 +26,8 @@ def _engine_model(model: Any) -> _sembed.Model:
 
 
 class Index:
-    """A semantic index of files (and of items you add) for one model, in one SQLite file.
+    """A semantic index of files (and of items you add) for one model, in one SQLite file or in
+    PostgreSQL + pgvector (``path`` a ``postgresql://user@host/db?table=name`` URL).
 
     ``update(paths)`` walks the paths as ripgrep does (``.gitignore`` respected), cuts files into
     chunks that fit the model, and embeds only chunks whose text it has not seen; files that did
@@ -42,7 +43,7 @@ class Index:
 
     @property
     def path(self) -> str:
-        """The index file."""
+        """The index file, or the PostgreSQL URL (its password replaced by ``***``)."""
         return os.fspath(self._inner.path)
 
     def update(

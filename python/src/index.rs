@@ -62,7 +62,8 @@ fn detached<T: Send, R: Send, E: Send>(
 
 #[pymethods]
 impl Index {
-    /// Opens (or creates) the index at `path` for `model`. `chunk_tokens` (default: what the
+    /// Opens (or creates) the index at `path` (an SQLite file, or a `postgres://` URL: PostgreSQL
+    /// + pgvector) for `model`. `chunk_tokens` (default: what the
     /// model takes) and `overlap_tokens` set how files are cut.
     #[new]
     #[pyo3(signature = (path, model, *, chunk_tokens=None, overlap_tokens=0))]
@@ -80,11 +81,18 @@ impl Index {
             threads: 0,
         };
         let inner = py
-            .detach(|| sembed_index::Index::open(&path, &embedder, &opts))
+            .detach(|| match path.to_str() {
+                // PostgreSQL + pgvector: `postgres://…` or `postgresql://…`.
+                Some(url) if sembed_index::is_postgres_url(url) => {
+                    sembed_index::Index::open_at(url, &embedder, &opts)
+                }
+                _ => sembed_index::Index::open(&path, &embedder, &opts),
+            })
             .map_err(error::index)?;
         Ok(Index {
             model: embedder,
-            path,
+            // A URL without its password.
+            path: inner.path().to_path_buf(),
             inner: Mutex::new(inner),
         })
     }

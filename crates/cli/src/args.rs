@@ -113,7 +113,8 @@ Examples:
   journalctl -b | sembed search 'disk is failing' -
 
 The index lives in the user cache folder ($XDG_CACHE_HOME/sembed/index.sqlite) unless --index
-says otherwise, never in the searched tree. Scores: cosine similarity (semantic), BM25 (lexical),
+says otherwise (another file, or a postgres:// URL: PostgreSQL + pgvector), never in the searched
+tree. Scores: cosine similarity (semantic), BM25 (lexical),
 reciprocal-rank fusion of both (hybrid; --threshold then compares the cosine).
 
 Exit status: 0 if a hit was printed, 1 if there was none, 2 on an error.";
@@ -200,8 +201,10 @@ fn parse_size(s: &str) -> Result<u64, String> {
 /// Where the index is and how files are cut.
 #[derive(Debug, Args)]
 pub struct IndexingArgs {
-    /// The index database (default: $XDG_CACHE_HOME/sembed/index.sqlite).
-    #[arg(long, value_name = "FILE")]
+    /// The index: an SQLite file (default: $XDG_CACHE_HOME/sembed/index.sqlite), or PostgreSQL +
+    /// pgvector as postgres://USER@HOST/DB[?table=NAME&scan=hnsw|exact] (libpq URL syntax; a Unix
+    /// socket as ?host=/socket/dir; password from the URL, PGPASSWORD or ~/.pgpass).
+    #[arg(long, value_name = "FILE|URL")]
     pub index: Option<PathBuf>,
     /// Most tokens per chunk (default and maximum: what the model takes).
     #[arg(long, value_name = "N")]

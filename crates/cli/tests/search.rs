@@ -724,3 +724,79 @@ fn prepared_weights_are_shown_reused_and_cleared() {
     let after = cmd(&embed).output().unwrap();
     assert_eq!(after.stdout, first.stdout);
 }
+
+/// `--index postgres://…` through the whole CLI against a real PostgreSQL + pgvector (started
+/// here; see sembed_testkit::Postgres): index, search in every mode with the same hits as the
+/// SQLite index of the same files (exact scan), stats, clear, and a wrong password as one line
+/// with exit status 2 and no password in it.
+#[test]
+fn a_postgres_index_works_as_the_sqlite_one() {
+    let pg = sembed_testkit::Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    corpus(dir.path(), 12, 8);
+    let root = dir.path().to_str().unwrap();
+    let url = pg.table("cli") + "&scan=exact";
+    let db = dir.path().join("i.sqlite");
+    let lite = db.to_str().unwrap();
+    let out = ok(sembed().args(["index", "--json", "-m", &m2v(), "--index", &url, root]));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["changed"], 12);
+    assert!(!r["index"].as_str().unwrap().contains(":@"), "{r}");
+    ok(sembed().args(["index", "-m", &m2v(), "--index", lite, root]));
+    for mode in ["semantic", "hybrid"] {
+        let q = |index: &str| {
+            let out = ok(sembed().args([
+                "search",
+                "--json",
+                "--no-update",
+                "-k",
+                "5",
+                "--mode",
+                mode,
+                "-m",
+                &m2v(),
+                "--index",
+                index,
+                "a man plays a guitar",
+                root,
+            ]));
+            json_lines(&out)
+                .iter()
+                .map(|h| {
+                    (
+                        h["path"].clone(),
+                        h["start_line"].clone(),
+                        h["text"].clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (q(&url), q(lite));
+        assert_eq!(a.len(), 5);
+        if mode == "semantic" {
+            assert_eq!(a, b);
+        } else {
+            // Lexical ranks differ (ts_rank_cd vs BM25); the semantic best is in both.
+            assert!(a.iter().any(|h| h == &b[0]) || b.iter().any(|h| h == &a[0]));
+        }
+    }
+    let out = ok(sembed().args(["index", "--stats", "--json", "--index", &url]));
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["collections"][0]["documents"], 12);
+    let out = ok(sembed().args(["index", "--clear", "--index", &url]));
+    assert!(out.starts_with("deleted postgresql://"), "{out}");
+    let out = ok(sembed().args(["index", "--stats", "--index", &url]));
+    assert!(out.starts_with("no index at"), "{out}");
+    // A wrong password: one line, exit 2, the password nowhere.
+    let host = pg.url.split("host=").nth(1).unwrap();
+    let wrong = format!(
+        "postgresql://{}:not-the-password@/postgres?host={host}",
+        pg.password_user
+    );
+    let (code, out, err) =
+        run(sembed().args(["search", "-m", &m2v(), "--index", &wrong, "x", root]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
+}

@@ -30,6 +30,14 @@ pub enum Error {
         /// SQLite's message.
         reason: String,
     },
+    /// A database server refused or failed (PostgreSQL): the URL is shown without its password.
+    #[error("{location}: {reason}")]
+    Remote {
+        /// The database's URL, password replaced by `***`.
+        location: String,
+        /// The server's or client's message, on one line.
+        reason: String,
+    },
     /// The engine failed (loading, tokenizing, embedding).
     #[error(transparent)]
     Engine(#[from] sembed::Error),

@@ -247,13 +247,23 @@ const BATCH_CHUNKS: usize = 1024;
 /// # Ok::<(), sembed_index::Error>(())
 /// ```
 pub struct Index {
-    store: Store,
+    backend: Backend,
+    /// The database file, or the PostgreSQL URL without its password.
+    location: PathBuf,
     collection: i64,
     dim: usize,
     chunk: ChunkOptions,
     doc_opts: EmbedOptions,
     query_opts: EmbedOptions,
-    scan: ScanFile,
+}
+
+/// Where the vectors are.
+enum Backend {
+    /// One SQLite file (any number of collections) and the collection's scan file beside it.
+    Sqlite { store: Store, scan: ScanFile },
+    /// PostgreSQL + pgvector tables of one collection (a cell: its client needs `&mut` to query).
+    #[cfg(feature = "postgres")]
+    Postgres(Box<std::cell::RefCell<crate::pg::PgStore>>),
 }
 
 /// The model's prompt of one of these names, if it has a non-empty one.
@@ -277,6 +287,70 @@ impl Index {
     /// fingerprint with the document options, so another model or option never mixes vectors.
     pub fn open(path: &Path, model: &Embedder, opts: &IndexOptions) -> Result<Index> {
         let store = Store::open(path)?;
+        let (doc_opts, query_opts, chunk) = settings(model, opts)?;
+        let fp = model.fingerprint(&doc_opts)?;
+        let collection = store.collection(&fp.to_string(), &model.info().name, model.dim())?;
+        let scan = ScanFile::new(path, collection, model.dim(), store.instance);
+        let mut index = Index {
+            location: store.path.clone(),
+            backend: Backend::Sqlite { store, scan },
+            collection,
+            dim: model.dim(),
+            chunk,
+            doc_opts,
+            query_opts,
+        };
+        index.remove_stale_stdin()?;
+        Ok(index)
+    }
+
+    /// Opens (or creates) the index `location` names: a `postgres://` or `postgresql://` URL (see
+    /// [`PgUrl`](crate::PgUrl)) or else an SQLite file.
+    pub fn open_at(location: &str, model: &Embedder, opts: &IndexOptions) -> Result<Index> {
+        #[cfg(feature = "postgres")]
+        if crate::pg::is_postgres_url(location) {
+            return Index::open_postgres(&crate::pg::PgUrl::parse(location)?, model, opts);
+        }
+        Index::open(Path::new(location), model, opts)
+    }
+
+    /// Opens (or creates) an index in PostgreSQL + pgvector: the tables `url` names hold one
+    /// collection, and opening them with another model or chunker is an error naming both.
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(
+        url: &crate::pg::PgUrl,
+        model: &Embedder,
+        opts: &IndexOptions,
+    ) -> Result<Index> {
+        let (doc_opts, query_opts, chunk) = settings(model, opts)?;
+        let fp = model.fingerprint(&doc_opts)?.to_string();
+        let meta = crate::pg::Meta {
+            fingerprint: &fp,
+            model: &model.info().name,
+            dim: model.dim(),
+            normalized: model.info().normalize,
+        };
+        let store = crate::pg::PgStore::open(url, &meta)?;
+        let mut index = Index {
+            location: PathBuf::from(url.to_string()),
+            backend: Backend::Postgres(Box::new(std::cell::RefCell::new(store))),
+            collection: 0,
+            dim: model.dim(),
+            chunk,
+            doc_opts,
+            query_opts,
+        };
+        index.remove_stale_stdin()?;
+        Ok(index)
+    }
+}
+
+/// The document and query options and the chunking of `model` under `opts`.
+fn settings(
+    model: &Embedder,
+    opts: &IndexOptions,
+) -> Result<(EmbedOptions, EmbedOptions, ChunkOptions)> {
+    {
         let doc_opts = EmbedOptions {
             prompt_name: prompt(model, &["document", "passage"]),
             truncate: false,
@@ -310,44 +384,67 @@ impl Index {
             max_tokens,
             overlap_tokens: opts.overlap_tokens,
         };
-        let fp = model.fingerprint(&doc_opts)?;
-        let collection = store.collection(&fp.to_string(), &model.info().name, model.dim())?;
-        let scan = ScanFile::new(path, collection, model.dim(), store.instance);
-        let mut index = Index {
-            store,
-            collection,
-            dim: model.dim(),
-            chunk,
-            doc_opts,
-            query_opts,
-            scan,
-        };
-        index.remove_stale_stdin()?;
-        Ok(index)
+        Ok((doc_opts, query_opts, chunk))
     }
+}
 
+impl Index {
     /// The chunking settings in force.
     pub fn chunk_options(&self) -> ChunkOptions {
         self.chunk
     }
 
-    /// The database file.
+    /// The database file, or the PostgreSQL URL (password replaced by `***`).
     pub fn path(&self) -> &Path {
-        &self.store.path
+        &self.location
     }
 
     /// The collection's fingerprint (model and document options).
     pub fn fingerprint(&self) -> Result<Fingerprint> {
-        let fp: String = self
-            .store
-            .conn
-            .query_row(
-                "SELECT fingerprint FROM collections WHERE id = ?1",
-                [self.collection],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.store.err(e))?;
+        let fp: String = match &self.backend {
+            Backend::Sqlite { store, .. } => store
+                .conn
+                .query_row(
+                    "SELECT fingerprint FROM collections WHERE id = ?1",
+                    [self.collection],
+                    |r| r.get(0),
+                )
+                .map_err(|e| store.err(e))?,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => pg.borrow_mut().fingerprint()?,
+        };
         fp.parse().map_err(Error::Engine)
+    }
+
+    /// An update's transaction begins (PostgreSQL: the whole update is one; SQLite commits each
+    /// batch).
+    fn begin(&mut self) -> Result<()> {
+        match &mut self.backend {
+            Backend::Sqlite { .. } => Ok(()),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => pg.get_mut().begin(),
+        }
+    }
+
+    /// The update's transaction ends: committed if `r` is a success, else rolled back.
+    fn end<T>(&mut self, r: Result<T>) -> Result<T> {
+        match &mut self.backend {
+            Backend::Sqlite { .. } => r,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => {
+                let ended = pg.get_mut().end(r.is_ok());
+                let v = r?;
+                ended.map(|_| v)
+            }
+        }
+    }
+
+    fn docs_under(&self, roots: &[Vec<u8>]) -> Result<HashMap<Vec<u8>, store::DocRow>> {
+        match &self.backend {
+            Backend::Sqlite { store, .. } => store.docs_under(self.collection, roots),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => pg.borrow_mut().docs_under(roots),
+        }
     }
 
     /// Brings the index up to date with the files under `roots`: unchanged files (same size,
@@ -361,15 +458,31 @@ impl Index {
         walk_opts: &WalkOptions,
         events: &mut dyn FnMut(Event),
     ) -> Result<UpdateReport> {
+        self.begin()?;
+        let r = self.update_in_tx(model, roots, walk_opts, events);
+        self.end(r)
+    }
+
+    fn update_in_tx(
+        &mut self,
+        model: &Embedder,
+        roots: &[PathBuf],
+        walk_opts: &WalkOptions,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<UpdateReport> {
         let start = Instant::now();
         let mut report = UpdateReport::default();
         let scope = Scope::paths(roots);
-        let known = self.store.docs_under(self.collection, &scope.keys())?;
+        let known = self.docs_under(&scope.keys())?;
         let chunker = self.chunk.key();
         let mut found = Vec::new();
         // The index's own files are never part of what it indexes.
         let mut walk_opts = walk_opts.clone();
-        walk_opts.exclude.push(self.scan.canonical_db());
+        match &self.backend {
+            Backend::Sqlite { scan, .. } => walk_opts.exclude.push(scan.canonical_db()),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => {}
+        }
         let walk_opts = &walk_opts;
         walk::walk(
             roots,
@@ -479,6 +592,16 @@ impl Index {
         model: &Embedder,
         items: &[(I, T)],
     ) -> Result<UpdateReport> {
+        self.begin()?;
+        let r = self.update_items_in_tx(model, items);
+        self.end(r)
+    }
+
+    fn update_items_in_tx<I: AsRef<str>, T: AsRef<str>>(
+        &mut self,
+        model: &Embedder,
+        items: &[(I, T)],
+    ) -> Result<UpdateReport> {
         let start = Instant::now();
         let mut report = UpdateReport {
             seen: items.len(),
@@ -520,8 +643,15 @@ impl Index {
 
     /// The scan file brought up to the database now, so the next search does not wait for it.
     fn refresh_scan(&self) -> Result<()> {
-        let generation = self.store.generation(self.collection)?;
-        self.scan.refresh(&self.store, self.collection, generation)
+        match &self.backend {
+            Backend::Sqlite { store, scan } => {
+                let generation = store.generation(self.collection)?;
+                scan.refresh(store, self.collection, generation)
+            }
+            // The HNSW index is kept by PostgreSQL.
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => Ok(()),
+        }
     }
 
     /// Removes items by id; returns how many there were.
@@ -537,7 +667,7 @@ impl Index {
 
     /// The documents with exactly these keys.
     fn docs(&self, keys: &[Vec<u8>]) -> Result<HashMap<Vec<u8>, store::DocRow>> {
-        let mut out = self.store.docs_under(self.collection, keys)?;
+        let mut out = self.docs_under(keys)?;
         let wanted: HashSet<&Vec<u8>> = keys.iter().collect();
         out.retain(|k, _| wanted.contains(k));
         Ok(out)
@@ -579,7 +709,7 @@ impl Index {
 
     /// Standard-input documents of processes that are gone.
     fn remove_stale_stdin(&mut self) -> Result<()> {
-        let stale = self.store.docs_under(self.collection, &[STDIN.to_vec()])?;
+        let stale = self.docs_under(&[STDIN.to_vec()])?;
         let gone: Vec<i64> = stale
             .iter()
             .filter(|(k, _)| {
@@ -636,7 +766,7 @@ impl Index {
         let mut computed: HashMap<[u8; 32], Vec<f32>> = HashMap::new();
         // A vector found now may be gone by the write (a concurrent `cache clear`): then again.
         for _ in 0..4 {
-            let missing = self.store.missing(self.collection, &all)?;
+            let missing = self.missing(&all)?;
             // Each missing text once, in first-seen order.
             let mut want: Vec<([u8; 32], &str)> = Vec::new();
             let mut queued = HashSet::new();
@@ -667,7 +797,7 @@ impl Index {
             }
         }
         Err(Error::Database {
-            path: self.store.path.clone(),
+            path: self.location.clone(),
             reason: "vectors kept disappearing while being written (is `sembed cache clear` \
                      running in a loop?)"
                 .into(),
@@ -687,8 +817,15 @@ impl Index {
             return Ok(true);
         }
         let collection = self.collection;
-        let path = self.store.path.clone();
-        let tx = self.store.write()?;
+        let store = match &mut self.backend {
+            Backend::Sqlite { store, .. } => store,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => {
+                return write_pg(pg.get_mut(), docs, restamps, gone, new).map(|_| true);
+            }
+        };
+        let path = store.path.clone();
+        let tx = store.write()?;
         let r = (|| -> rusqlite::Result<bool> {
             let refs: Vec<([u8; 32], &[f32], bool)> =
                 new.iter().map(|(h, v)| (*h, *v, false)).collect();
@@ -791,8 +928,17 @@ impl Index {
         self.semantic_with(&q, scope, k, model.thread_pool())
     }
 
-    /// Dense: the int8 first pass, the best candidates rescored exactly (f32 vectors), those out
-    /// of scope dropped; more candidates while fewer than `k` are in scope.
+    /// Which of `hashes` have no vector yet.
+    fn missing(&self, hashes: &[[u8; 32]]) -> Result<HashSet<[u8; 32]>> {
+        match &self.backend {
+            Backend::Sqlite { store, .. } => store.missing(self.collection, hashes),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => pg.borrow_mut().missing(hashes),
+        }
+    }
+
+    /// Dense: the best candidates of the index rescored exactly with sembed's cosine, those out of
+    /// scope dropped; more candidates while fewer than `k` are in scope.
     fn semantic_with(
         &self,
         q: &[f32],
@@ -800,10 +946,15 @@ impl Index {
         k: usize,
         pool: &sembed::ThreadPool,
     ) -> Result<Vec<Hit>> {
+        let scan = match &self.backend {
+            Backend::Sqlite { scan, .. } => scan,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => return semantic_pg(&mut pg.borrow_mut(), q, scope, k),
+        };
         self.refresh_scan()?;
         let mut n = rescore_depth(k);
         loop {
-            let (cands, total) = self.scan.top(q, n, pool)?;
+            let (cands, total) = scan.top(q, n, pool)?;
             let ids: Vec<i64> = cands.iter().map(|c| c.id).collect();
             // (cosine, shown path, chunk id)
             let mut scored: Vec<(f32, PathBuf, i64)> = Vec::with_capacity(ids.len());
@@ -836,9 +987,18 @@ impl Index {
     /// Calls `f(chunk id, document key, vector)` for each of `ids` that is a chunk of this
     /// collection (in no particular order): one query for all of them.
     fn vectors_of(&self, ids: &[i64], f: &mut VectorSink<'_>) -> Result<()> {
-        let err = |e| self.store.err(e);
-        let mut st = self
-            .store
+        let store = match &self.backend {
+            Backend::Sqlite { store, .. } => store,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => {
+                for (id, key, v) in pg.borrow_mut().vectors_of(ids)? {
+                    f(id, &key, &v);
+                }
+                return Ok(());
+            }
+        };
+        let err = |e| store.err(e);
+        let mut st = store
             .conn
             .prepare_cached(
                 "SELECT c.id, d.path, v.vector FROM chunks c JOIN docs d ON d.id = c.doc
@@ -861,7 +1021,7 @@ impl Index {
             );
             if v.len() != self.dim {
                 return Err(Error::Corrupt {
-                    path: self.store.path.clone(),
+                    path: store.path.clone(),
                     reason: format!("a vector of {} dimensions, expected {}", v.len(), self.dim),
                 });
             }
@@ -872,9 +1032,13 @@ impl Index {
 
     /// The chunks of `ids` as hits without path or score, by id.
     fn details(&self, ids: &[i64]) -> Result<HashMap<i64, Hit>> {
-        let err = |e| self.store.err(e);
-        let mut st = self
-            .store
+        let store = match &self.backend {
+            Backend::Sqlite { store, .. } => store,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => return pg.borrow_mut().details(ids),
+        };
+        let err = |e| store.err(e);
+        let mut st = store
             .conn
             .prepare_cached(
                 "SELECT id, start_line, end_line, start_byte, end_byte, text
@@ -906,11 +1070,15 @@ impl Index {
     /// BM25 over the chunks' words: any word of the query matching, chunks with more (and rarer)
     /// ones first.
     fn lexical(&self, query: &str, scope: &Scope, k: usize) -> Result<Vec<Hit>> {
+        let store = match &self.backend {
+            Backend::Sqlite { store, .. } => store,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => return lexical_pg(&mut pg.borrow_mut(), query, scope, k),
+        };
         let Some(q) = crate::rank::fts_query(query) else {
             return Ok(Vec::new());
         };
-        let mut st = self
-            .store
+        let mut st = store
             .conn
             .prepare_cached(
                 "SELECT d.path, c.start_line, c.end_line, c.start_byte, c.end_byte, c.text,
@@ -920,7 +1088,7 @@ impl Index {
                  WHERE chunks_fts MATCH ?1 AND d.collection = ?2
                  ORDER BY rank, c.id LIMIT ?3",
             )
-            .map_err(|e| self.store.err(e))?;
+            .map_err(|e| store.err(e))?;
         let mut limit = (k * 4).max(100) as i64;
         loop {
             let rows = st
@@ -936,11 +1104,11 @@ impl Index {
                         r.get::<_, i64>(7)?,
                     ))
                 })
-                .map_err(|e| self.store.err(e))?;
+                .map_err(|e| store.err(e))?;
             let mut hits = Vec::new();
             let mut rows_seen = 0;
             for row in rows {
-                let (key, sl, el, sb, eb, text, rank, id) = row.map_err(|e| self.store.err(e))?;
+                let (key, sl, el, sb, eb, text, rank, id) = row.map_err(|e| store.err(e))?;
                 rows_seen += 1;
                 if let Some(path) = scope.display(&key) {
                     hits.push(Hit {
@@ -966,7 +1134,16 @@ impl Index {
 
     /// Counts for `sembed index --stats`.
     pub fn stats(&self) -> Result<Stats> {
-        stats(&self.store)
+        match &self.backend {
+            Backend::Sqlite { store, .. } => stats(store),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => Ok(crate::pg::pg_stats(&pg.borrow().url)?.unwrap_or_else(
+                || Stats {
+                    path: self.location.clone(),
+                    ..Default::default()
+                },
+            )),
+        }
     }
 }
 
@@ -1180,4 +1357,140 @@ pub(crate) fn files_of(db: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// PostgreSQL's dense search: `ORDER BY embedding <=> q` candidates (HNSW, or exact with
+/// `?scan=exact`), rescored with sembed's cosine and ordered as the SQLite index orders.
+#[cfg(feature = "postgres")]
+fn semantic_pg(
+    pg: &mut crate::pg::PgStore,
+    q: &[f32],
+    scope: &Scope,
+    k: usize,
+) -> Result<Vec<Hit>> {
+    let mut n = rescore_depth(k);
+    loop {
+        let cands = pg.nearest(q, n)?;
+        let got = cands.len();
+        let mut scored: Vec<(f32, PathBuf, i64)> = cands
+            .iter()
+            .filter_map(|(id, key, v)| scope.display(key).map(|p| (sembed::cosine(q, v), p, *id)))
+            .collect();
+        if scored.len() >= k || got < n {
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+            scored.truncate(k);
+            let ids: Vec<i64> = scored.iter().map(|s| s.2).collect();
+            let mut details = pg.details(&ids)?;
+            return Ok(scored
+                .into_iter()
+                .filter_map(|(score, path, id)| {
+                    details.remove(&id).map(|h| Hit {
+                        path,
+                        score,
+                        cosine: Some(score),
+                        ..h
+                    })
+                })
+                .collect());
+        }
+        n = n.saturating_mul(8);
+    }
+}
+
+/// PostgreSQL's lexical search: chunks with any of the query's words, by `ts_rank_cd` over the
+/// `simple` configuration (higher is better); more rows while fewer than `k` are in scope.
+#[cfg(feature = "postgres")]
+fn lexical_pg(
+    pg: &mut crate::pg::PgStore,
+    query: &str,
+    scope: &Scope,
+    k: usize,
+) -> Result<Vec<Hit>> {
+    let words: Vec<String> = crate::rank::words(query).map(str::to_string).collect();
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut limit = (k * 4).max(100);
+    loop {
+        let rows = pg.lexical(&words, limit)?;
+        let seen = rows.len();
+        let mut hits: Vec<Hit> = rows
+            .into_iter()
+            .filter_map(|r| {
+                scope.display(&r.key).map(|path| Hit {
+                    path,
+                    start_line: r.start_line,
+                    end_line: r.end_line,
+                    bytes: r.bytes,
+                    score: r.rank,
+                    cosine: None,
+                    text: r.text,
+                    id: r.id,
+                })
+            })
+            .collect();
+        if hits.len() >= k || seen < limit {
+            hits.truncate(k);
+            return Ok(hits);
+        }
+        limit = limit.saturating_mul(8);
+    }
+}
+
+/// Writes documents, new stamps and deletions into PostgreSQL. Each chunk carries its vector
+/// there: those embedded now (`new`), the others read from chunks of the same text.
+#[cfg(feature = "postgres")]
+fn write_pg(
+    pg: &mut crate::pg::PgStore,
+    docs: &[Doc],
+    restamps: &[(i64, Stamp)],
+    gone: &[i64],
+    new: &HashMap<[u8; 32], &[f32]>,
+) -> Result<()> {
+    let old: Vec<[u8; 32]> = docs
+        .iter()
+        .flat_map(|d| d.hashes.iter())
+        .filter(|h| !new.contains_key(*h))
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let have = if old.is_empty() {
+        HashMap::new()
+    } else {
+        pg.vectors(&old)?
+    };
+    let mut rows = Vec::with_capacity(docs.len());
+    for d in docs {
+        let mut chunks = Vec::with_capacity(d.chunks.len());
+        for (c, h) in d.chunks.iter().zip(&d.hashes) {
+            let vector = match new.get(h) {
+                Some(v) => *v,
+                None => have
+                    .get(h)
+                    .map(Vec::as_slice)
+                    .ok_or_else(|| Error::Remote {
+                        location: pg.url.to_string(),
+                        reason: "a chunk's vector disappeared during the update".into(),
+                    })?,
+            };
+            chunks.push(crate::pg::PgChunk {
+                start_line: c.start_line,
+                end_line: c.end_line,
+                start_byte: c.bytes.start,
+                end_byte: c.bytes.end,
+                text: &d.text[c.bytes.clone()],
+                hash: *h,
+                vector,
+            });
+        }
+        rows.push(crate::pg::PgDoc {
+            key: &d.key,
+            stamp: d.stamp,
+            hash: d.hash,
+            chunker: &d.chunker,
+            chunks,
+        });
+    }
+    pg.write(&rows, restamps, gone)
 }

@@ -8,6 +8,11 @@
 //! (SQLite FTS5), or both fused ([`rank`]). The same database is the embedding cache of
 //! `sembed embed --cache` ([`Cache`]).
 //!
+//! Or the same index in PostgreSQL + pgvector ([`Index::open_at`] with a `postgres://` URL, see
+//! [`PgUrl`]; feature `postgres`, on by default): the same chunks and fingerprint rules, one
+//! collection per table set, an HNSW index for dense search and full-text search for the lexical
+//! and hybrid modes.
+//!
 //! ```no_run
 //! use sembed_index::{Index, IndexOptions, Mode, Scope, SearchOptions, WalkOptions};
 //! let model = sembed::Embedder::from_dir("models/all-MiniLM-L6-v2")?;
@@ -26,6 +31,8 @@ mod cache;
 pub mod chunk;
 mod error;
 mod index;
+#[cfg(feature = "postgres")]
+mod pg;
 pub mod rank;
 mod scan;
 mod store;
@@ -38,5 +45,7 @@ pub use index::{
     CollectionStats, Event, Hit, Index, IndexOptions, Mode, Scope, SearchOptions, Stats,
     UpdateReport,
 };
+#[cfg(feature = "postgres")]
+pub use pg::{PG_SCHEMA_VERSION, PgUrl, is_postgres_url, pg_drop, pg_stats};
 pub use store::SCHEMA_VERSION;
 pub use walk::{Skipped, WalkOptions};

