@@ -1,0 +1,142 @@
+"""Embedding a corpus on a Dask ``distributed`` cluster: each worker process loads the model once.
+
+A corpus too big for one machine's hours is a Dask DataFrame with a text column, partitioned over
+the cluster's workers. :func:`embed_dataframe` adds an ``embedding`` column, computed partition by
+partition where the partitions are; the model is loaded once per worker *process* (kept in this
+module, keyed by the model and its options), never per task, and what travels between processes
+is the model's name and the texts, never weights or a model object::
+
+    import dask.dataframe as dd
+    from dask.distributed import Client
+    import sembed.dask
+
+    client = Client("tcp://scheduler:8786")          # or LocalCluster(n_workers=2, threads_per_worker=1)
+    texts = dd.read_parquet("s3://bucket/corpus/")    # a `text` column
+    out = sembed.dask.embed_dataframe(texts, "all-MiniLM-L6-v2", column="text")
+    out.to_parquet("s3://bucket/vectors/")            # `embedding`: list<float32> per row
+    # read back with dd.read_parquet(path, dtype_backend="pyarrow")
+
+The same code runs on one machine (``LocalCluster``) and on many (``dask scheduler`` on one host,
+``dask worker tcp://scheduler:8786 --nworkers 1 --nthreads 1`` on each, sembed installed on all):
+give each worker process one thread per core it may use and let sembed's threads do the matrix
+work (``model_kwargs={"threads": N}``, the model's own thread budget), or run one single-threaded worker per core. Vectors equal a local run's
+exactly: a text's vector does not depend on its batch or partition.
+
+The same pattern elsewhere: Ray Data, ``ds.map_batches(Embed, fn_constructor_args=("all-MiniLM-L6-v2",),
+concurrency=N, batch_format="pandas")`` with a class whose ``__init__`` loads the model and whose
+``__call__`` encodes a batch; Spark, ``df.mapInPandas(fn, schema)`` with ``fn`` loading the model
+once per Python worker (a module-level cache like :func:`model`) and yielding frames with an
+``array<float>`` column.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+__all__ = ["embed_dataframe", "embed_partition", "loads", "model"]
+
+_models: dict[tuple, Any] = {}
+_lock = threading.Lock()
+_loads = 0
+
+
+def model(name: str | os.PathLike, kind: str = "sentence-transformer", **kwargs: Any) -> Any:
+    """The model ``name`` of this process, loaded on first use and kept: ``kind`` is
+    ``"sentence-transformer"`` (:class:`sembed.SentenceTransformer`) or ``"static"``
+    (:class:`sembed.StaticModel`); ``kwargs`` go to its constructor."""
+    global _loads
+    key = (os.fspath(name), kind, tuple(sorted(kwargs.items())))
+    with _lock:
+        m = _models.get(key)
+        if m is None:
+            import sembed
+
+            if kind == "sentence-transformer":
+                m = sembed.SentenceTransformer(os.fspath(name), **kwargs)
+            elif kind == "static":
+                m = sembed.StaticModel.from_pretrained(os.fspath(name), **kwargs)
+            else:
+                raise ValueError(f"kind must be 'sentence-transformer' or 'static', not {kind!r}")
+            _models[key] = m
+            _loads += 1
+        return m
+
+
+def loads() -> int:
+    """How many models this process has loaded (for checking that a cluster loads one per worker)."""
+    return _loads
+
+
+def embed_partition(
+    df: Any,
+    name: str | os.PathLike,
+    column: str = "text",
+    kind: str = "sentence-transformer",
+    output: str = "embedding",
+    batch_size: int = 32,
+    model_kwargs: dict | None = None,
+) -> Any:
+    """``df`` (a pandas DataFrame) with an ``output`` column: each row's vector of ``df[column]``
+    as an Arrow ``list<float32>`` value (``pd.ArrowDtype``), in row order. What :func:`embed_dataframe` runs on each partition; usable
+    alone (a Spark ``mapInPandas`` or Ray ``map_batches`` body). ``model_kwargs`` go to the model's
+    constructor (e.g. ``{"threads": 1}``)."""
+    import numpy as np
+
+    m = model(name, kind, **(model_kwargs or {}))
+    texts = df[column].astype(str).tolist()
+    out = df.copy()
+    if not texts:
+        out[output] = _vector_column(np.zeros((0, 0), np.float32), df.index)
+        return out
+    kwargs: dict[str, Any] = {"batch_size": batch_size}
+    if kind == "static":
+        vectors = np.asarray(m.encode(texts, **kwargs), dtype=np.float32)
+    else:
+        vectors = np.asarray(m.encode(texts, convert_to_numpy=True, **kwargs), dtype=np.float32)
+    out[output] = _vector_column(vectors, df.index)
+    return out
+
+
+def _vector_column(vectors: Any, index: Any) -> Any:
+    """Rows of a float32 matrix as one pandas column of Arrow ``list<float>`` (what Parquet and
+    Arrow-based engines store without conversion; no Python object per row)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    n, dim = vectors.shape if vectors.ndim == 2 else (0, 0)
+    offsets = pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32)) if n else pa.array([0], pa.int32())
+    values = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), type=pa.float32())
+    arr = pa.ListArray.from_arrays(offsets, values)
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=index)
+
+
+def embed_dataframe(
+    ddf: Any,
+    name: str | os.PathLike,
+    column: str = "text",
+    kind: str = "sentence-transformer",
+    output: str = "embedding",
+    batch_size: int = 32,
+    model_kwargs: dict | None = None,
+) -> Any:
+    """A Dask DataFrame: ``ddf`` with an ``output`` column of vectors (lists of float32), computed
+    lazily, partition by partition, on whatever Dask scheduler is active (a ``distributed`` cluster
+    when a ``Client`` exists). Each worker process loads the model once."""
+    import pandas as pd
+    import pyarrow as pa
+
+    meta = ddf._meta.copy()
+    meta[output] = pd.Series([], dtype=pd.ArrowDtype(pa.list_(pa.float32())))
+    return ddf.map_partitions(
+        embed_partition,
+        os.fspath(name),
+        column=column,
+        kind=kind,
+        output=output,
+        batch_size=batch_size,
+        model_kwargs=model_kwargs,
+        meta=meta,
+    )
