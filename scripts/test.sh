@@ -31,6 +31,16 @@ SEMBED_TEST_PYTHON="$venv/bin/python" cargo test --release -p sembed-hub --test 
 serve_py="$(tests/interop/serve_venv.sh)"
 "$serve_py" tests/interop/serve_clients.py target/release/sembed "$(scripts/fetch-test-model.sh)" tests/data/minilm-dev.jsonl
 tests/interop/serve_schemathesis.sh target/release/sembed "$serve_py" 100
+# Replicated serving (issue #15, docs/deploy.md): two `sembed serve` replicas behind Debian's nginx
+# with deploy/nginx.conf, on loopback; requests spread over both, one replica's SIGTERM under load
+# loses no request. nginx is installed here if missing (Debian's package; needs root).
+nginx="$(command -v nginx || echo /usr/sbin/nginx)"
+if [ ! -x "$nginx" ]; then
+  [ "$(id -u)" = 0 ] || { echo "test.sh: nginx is needed: apt-get install nginx" >&2; exit 1; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+  nginx=/usr/sbin/nginx
+fi
+python3 tests/interop/serve_replicas.py target/release/sembed "$nginx"
 # The Python package (python/): `pip install ./python` into a cached venv, then its pytest suite —
 # vectors against sentence-transformers' and model2vec's references, the API, threads.
 python/tests/run.sh
