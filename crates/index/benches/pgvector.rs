@@ -73,7 +73,7 @@ fn main() {
     // 2. Items, Model2Vec.
     let n = env("PG_ITEMS", 50_000);
     let model = Embedder::from_dir(sembed_testkit::data("m2v-minilm-256")).unwrap();
-    let texts = chunk_texts(&s, n);
+    let texts = sembed_testkit::stsb_pairs(n);
     let items: Vec<(String, &str)> = texts
         .iter()
         .enumerate()
@@ -162,21 +162,4 @@ fn main() {
         med(tb),
         med(tc)
     );
-}
-
-/// `n` chunks of two STS-B sentences each, picked by a fixed xorshift sequence.
-fn chunk_texts(s: &[String], n: usize) -> Vec<String> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x as usize
-    };
-    (0..n)
-        .map(|_| {
-            let (a, b) = (next() % s.len(), next() % s.len());
-            format!("{} {}", s[a], s[b])
-        })
-        .collect()
 }

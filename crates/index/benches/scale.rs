@@ -24,7 +24,7 @@ fn main() {
     let db = dir.join("index.sqlite");
     let model = Embedder::from_dir(sembed_testkit::data("m2v-minilm-256")).unwrap();
     let s = sembed_testkit::stsb_sentences();
-    let texts = chunk_texts(&s, n);
+    let texts = sembed_testkit::stsb_pairs(n);
     let queries: Vec<&str> = s
         .iter()
         .step_by(s.len() / 50)
@@ -94,7 +94,7 @@ fn main() {
     let rss = peak_rss_mb();
 
     // Exact answers: every chunk's vector, brute force.
-    let texts = chunk_texts(&s, n);
+    let texts = sembed_testkit::stsb_pairs(n);
     let t = Instant::now();
     let all = model.embed(&texts, &EmbedOptions::default()).unwrap();
     eprintln!("exact vectors in {:.1} s", t.elapsed().as_secs_f64());
@@ -121,24 +121,6 @@ fn main() {
         rss,
         rss_before
     );
-}
-
-/// `n` chunks of two STS-B sentences each, picked by a fixed xorshift sequence (the same on every
-/// run and machine).
-fn chunk_texts(s: &[String], n: usize) -> Vec<String> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x as usize
-    };
-    (0..n)
-        .map(|_| {
-            let (a, b) = (next() % s.len(), next() % s.len());
-            format!("{} {}", s[a], s[b])
-        })
-        .collect()
 }
 
 fn rss_mb(field: &str) -> u64 {

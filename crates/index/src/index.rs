@@ -835,19 +835,7 @@ impl Index {
                     key: &d.key,
                     stamp: d.stamp,
                     hash: d.hash,
-                    chunks: d
-                        .chunks
-                        .iter()
-                        .zip(&d.hashes)
-                        .map(|(c, h)| NewChunk {
-                            start_line: c.start_line,
-                            end_line: c.end_line,
-                            start_byte: c.bytes.start,
-                            end_byte: c.bytes.end,
-                            text: &d.text[c.bytes.clone()],
-                            hash: *h,
-                        })
-                        .collect(),
+                    chunks: d.new_chunks().collect(),
                 };
                 if !store::put_doc(&tx, collection, &d.chunker, &nd)? {
                     return Ok(false);
@@ -1137,12 +1125,7 @@ impl Index {
         match &self.backend {
             Backend::Sqlite { store, .. } => stats(store),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(pg) => Ok(crate::pg::pg_stats(&pg.borrow().url)?.unwrap_or_else(
-                || Stats {
-                    path: self.location.clone(),
-                    ..Default::default()
-                },
-            )),
+            Backend::Postgres(pg) => pg.borrow_mut().stats(),
         }
     }
 }
@@ -1220,6 +1203,20 @@ struct Doc {
     text: String,
     chunks: Vec<Chunk>,
     hashes: Vec<[u8; 32]>,
+}
+
+impl Doc {
+    /// Its chunks as the stores write them: place, text and text hash.
+    fn new_chunks(&self) -> impl Iterator<Item = NewChunk<'_>> {
+        self.chunks.iter().zip(&self.hashes).map(|(c, h)| NewChunk {
+            start_line: c.start_line,
+            end_line: c.end_line,
+            start_byte: c.bytes.start,
+            end_byte: c.bytes.end,
+            text: &self.text[c.bytes.clone()],
+            hash: *h,
+        })
+    }
 }
 
 /// Whether the file an index key names is still there (a walk that did not find it had other
@@ -1463,7 +1460,8 @@ fn write_pg(
     let mut rows = Vec::with_capacity(docs.len());
     for d in docs {
         let mut chunks = Vec::with_capacity(d.chunks.len());
-        for (c, h) in d.chunks.iter().zip(&d.hashes) {
+        for chunk in d.new_chunks() {
+            let h = &chunk.hash;
             let vector = match new.get(h) {
                 Some(v) => *v,
                 None => have
@@ -1474,15 +1472,7 @@ fn write_pg(
                         reason: "a chunk's vector disappeared during the update".into(),
                     })?,
             };
-            chunks.push(crate::pg::PgChunk {
-                start_line: c.start_line,
-                end_line: c.end_line,
-                start_byte: c.bytes.start,
-                end_byte: c.bytes.end,
-                text: &d.text[c.bytes.clone()],
-                hash: *h,
-                vector,
-            });
+            chunks.push(crate::pg::PgChunk { chunk, vector });
         }
         rows.push(crate::pg::PgDoc {
             key: &d.key,

@@ -376,14 +376,9 @@ pub(crate) struct PgStore {
     t: String,
 }
 
-/// A chunk as written: its row in `NAME_chunks`.
+/// A chunk as written: its row in `NAME_chunks` (the SQLite store's chunk, with its vector).
 pub(crate) struct PgChunk<'a> {
-    pub start_line: usize,
-    pub end_line: usize,
-    pub start_byte: usize,
-    pub end_byte: usize,
-    pub text: &'a str,
-    pub hash: [u8; 32],
+    pub chunk: crate::store::NewChunk<'a>,
     pub vector: &'a [f32],
 }
 
@@ -760,12 +755,6 @@ impl PgStore {
         // Documents upserted 256 to a statement (few round trips), their old chunks deleted.
         let mut ids: HashMap<&[u8], i64> = HashMap::with_capacity(docs.len());
         for part in docs.chunks(256) {
-            let values: Vec<String> = (0..part.len())
-                .map(|r| {
-                    let p: Vec<String> = (1..=7).map(|k| format!("${}", r * 7 + k)).collect();
-                    format!("({})", p.join(", "))
-                })
-                .collect();
             let stamps: Vec<(i64, i64, i64, &[u8])> = part
                 .iter()
                 .map(|d| {
@@ -787,7 +776,7 @@ impl PgStore {
                            mtime_ns = excluded.mtime_ns, inode = excluded.inode, dev = excluded.dev,
                            hash = excluded.hash, chunker = excluded.chunker
                          RETURNING id, path",
-                        values.join(", ")
+                        placeholders(part.len(), 7)
                     ),
                     &params,
                 )
@@ -923,6 +912,16 @@ impl PgStore {
             .collect())
     }
 
+    /// What the tables hold (on this connection).
+    pub fn stats(&mut self) -> Result<crate::Stats> {
+        Ok(
+            stats_as_index(&mut self.client, &self.url)?.unwrap_or_else(|| crate::Stats {
+                path: PathBuf::from(self.url.to_string()),
+                ..Default::default()
+            }),
+        )
+    }
+
     /// The chunks of `ids` as hits without path or score, by id.
     pub fn details(&mut self, ids: &[i64]) -> Result<HashMap<i64, crate::Hit>> {
         let q = format!(
@@ -991,6 +990,15 @@ impl PgStore {
     }
 }
 
+/// `($1, …, $cols), ($cols+1, …), …`: the parameters of a `rows`-row `VALUES` list.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let row = |r: usize| {
+        let p: Vec<String> = (1..=cols).map(|k| format!("${}", r * cols + k)).collect();
+        format!("({})", p.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
 /// Chunks inserted in multi-row statements (up to 256 rows a statement: few round trips, and the
 /// statement is prepared once per size).
 fn insert_chunks(
@@ -1007,18 +1015,11 @@ fn insert_chunks(
         let st = match cache.get(&part.len()) {
             Some(s) => s.clone(),
             None => {
-                let values: Vec<String> = (0..part.len())
-                    .map(|r| {
-                        let p: Vec<String> =
-                            (1..=COLS).map(|k| format!("${}", r * COLS + k)).collect();
-                        format!("({})", p.join(", "))
-                    })
-                    .collect();
                 let s = c
                     .prepare(&format!(
                         "INSERT INTO {t}_chunks (doc, ord, hash, start_line, end_line, start_byte,
                          end_byte, text, embedding) VALUES {}",
-                        values.join(", ")
+                        placeholders(part.len(), COLS)
                     ))
                     .map_err(|e| url.err(e))?;
                 cache.insert(part.len(), s.clone());
@@ -1027,14 +1028,14 @@ fn insert_chunks(
         };
         let owned: Vec<ChunkParams<'_>> = part
             .iter()
-            .map(|(_, _, ch)| {
+            .map(|(_, _, PgChunk { chunk: ch, vector })| {
                 (
                     ch.start_line as i32,
                     ch.end_line as i32,
                     ch.start_byte as i64,
                     ch.end_byte as i64,
                     &ch.hash[..],
-                    pgvector::Vector::from(ch.vector.to_vec()),
+                    pgvector::Vector::from(vector.to_vec()),
                 )
             })
             .collect();
@@ -1047,7 +1048,7 @@ fn insert_chunks(
                 )));
             }
             params.extend_from_slice(&[doc, ord, &o.4, &o.0, &o.1, &o.2, &o.3]);
-            params.push(&ch.text);
+            params.push(&ch.chunk.text);
             params.push(&o.5);
         }
         c.execute(&st, &params).map_err(|e| url.err(e))?;
@@ -1098,8 +1099,11 @@ fn stats_of(c: &mut Client, url: &PgUrl) -> Result<Option<(crate::CollectionStat
 /// What a PostgreSQL index holds (`None`: no sembed tables of that name), for `sembed index
 /// --stats` without a model.
 pub fn pg_stats(url: &PgUrl) -> Result<Option<crate::Stats>> {
-    let mut c = url.connect()?;
-    Ok(stats_of(&mut c, url)?.map(|(cs, bytes)| crate::Stats {
+    stats_as_index(&mut url.connect()?, url)
+}
+
+fn stats_as_index(c: &mut Client, url: &PgUrl) -> Result<Option<crate::Stats>> {
+    Ok(stats_of(c, url)?.map(|(cs, bytes)| crate::Stats {
         path: PathBuf::from(url.to_string()),
         collections: vec![cs],
         cached_vectors: 0,

@@ -132,6 +132,26 @@ pub fn stsb_sentences() -> Vec<String> {
     a.into_iter().chain(b).collect()
 }
 
+/// `n` texts of two STS-B sentences each, picked by a fixed xorshift sequence (the same on every
+/// run and machine; 2,758² possible pairs, so nearly all distinct): synthetic chunks of real text
+/// for the index benchmarks.
+pub fn stsb_pairs(n: usize) -> Vec<String> {
+    let s = stsb_sentences();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as usize
+    };
+    (0..n)
+        .map(|_| {
+            let (a, b) = (next() % s.len(), next() % s.len());
+            format!("{} {}", s[a], s[b])
+        })
+        .collect()
+}
+
 fn ranks(x: &[f64]) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..x.len()).collect();
     idx.sort_by(|&i, &j| x[i].partial_cmp(&x[j]).unwrap());
