@@ -667,6 +667,10 @@ impl Index {
 
     /// The documents with exactly these keys.
     fn docs(&self, keys: &[Vec<u8>]) -> Result<HashMap<Vec<u8>, store::DocRow>> {
+        #[cfg(feature = "postgres")]
+        if let Backend::Postgres(pg) = &self.backend {
+            return pg.borrow_mut().docs_with_keys(keys);
+        }
         let mut out = self.docs_under(keys)?;
         let wanted: HashSet<&Vec<u8>> = keys.iter().collect();
         out.retain(|k, _| wanted.contains(k));
