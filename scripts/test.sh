@@ -44,6 +44,9 @@ python3 tests/interop/serve_replicas.py target/release/sembed "$nginx"
 # The Python package (python/): `pip install ./python` into a cached venv, then its pytest suite —
 # vectors against sentence-transformers' and model2vec's references, the API, threads.
 python/tests/run.sh
+# The npm package (WebAssembly, wasm/): built with its toolchain (installed when missing), then
+# Node's test runner against sentence-transformers' and model2vec's reference vectors.
+scripts/test-wasm.sh
 # The lean library (no built-in model, no hub, no distillation) loads model folders and passes its
 # tests too.
 cargo test --release -p sembed --no-default-features --lib --tests

@@ -12,6 +12,7 @@ const PAGE: usize = 4096;
 const HUGE: usize = 2 << 20;
 
 /// Whether transparent huge pages may be had at all (`never` means no).
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) fn huge_pages_available() -> bool {
     cfg!(target_os = "linux")
         && std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -44,6 +45,7 @@ impl HugeBufferMut {
         // One extra huge page so the data can start on a huge-page boundary whatever address the
         // kernel picks; the untouched slack is never resident.
         let map = memmap2::MmapMut::map_anon(len + HUGE).ok()?;
+        #[cfg(unix)]
         if huge_pages_available() {
             let _ = map.advise(memmap2::Advice::HugePage);
         }

@@ -53,6 +53,7 @@ impl<'a> Floats<'a> {
     }
 
     /// Element `i` as f32.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn get(self, i: usize) -> f32 {
         match self {
             Floats::F32(d) => d[i],
@@ -63,6 +64,7 @@ impl<'a> Floats<'a> {
 
 /// `rows` capped at a kernel's tile height: in the kernels' `match rows { … }` over const-generic
 /// tile heights, arms above the height are never taken but must compile.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const fn cap(rows: usize, mr: usize) -> usize {
     if rows < mr { rows } else { mr }
 }
@@ -353,6 +355,8 @@ pub(crate) fn axpy_f16(out: &mut [f32], row: &[half::f16], w: f32, cpu: CpuLevel
             return unsafe { avx2(out, row, w) };
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = cpu;
     portable(out, row, w)
 }
 
@@ -393,6 +397,8 @@ fn gelu(x: &mut [f32], cpu: CpuLevel) {
             return unsafe { body_avx2(x) };
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = cpu;
     body(x)
 }
 

@@ -11,6 +11,8 @@
 //! Tiles: 12 rows × 32 features with AVX-512 (24 accumulators of 32 registers), 6 × 16 with AVX2
 //! (12 of 16: a panel in two halves). Half-precision panels stay half and are widened in registers.
 
+// `Isa` and `cap` serve the x86-64 kernels only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
 use super::{CpuLevel, Floats, Isa, cap};
 
 /// Packed weights: feature `j`'s value for input `kk` sits at `((j / nr) · k + kk) · nr + j % nr`;

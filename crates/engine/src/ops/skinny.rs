@@ -10,6 +10,8 @@
 //! portable loop. The taller AVX-512 tiles took warm f32 single-sentence latency from 2.02–2.31 to
 //! 1.92–1.95 ms (three interleaved runs each, weights in huge pages).
 
+// `Isa` and `cap` serve the x86-64 kernels only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
 use super::{CpuLevel, Floats, Isa, cap};
 
 /// Weight rows `[n, k]` in their stored type.
@@ -234,6 +236,7 @@ macro_rules! simd_kernel {
 /// Weight rows are only k floats long, and the tiles read several at once, which the hardware
 /// prefetcher follows poorly: streaming 37 MB of weights at 9 rows ran at 52 GFLOP/s without this and
 /// 58–61 with it (2 KiB: 56–59, 16 KiB: 51).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const PREFETCH_AHEAD: usize = 1024;
 
 /// Hints the cache line holding weight element `off` into L1. The address may lie past the end

@@ -81,6 +81,7 @@ impl Mat<'_> {
 pub(crate) struct RowTable<'a> {
     pub(super) mat: Mat<'a>, // [rows, cols]
     /// The file and the byte offset of the table in it, when rows are read from the file.
+    #[cfg_attr(not(all(unix, target_endian = "little")), allow(dead_code))]
     pub(super) file: Option<(&'a std::fs::File, u64)>,
 }
 

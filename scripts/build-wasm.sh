@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds the npm package `sembed` (WebAssembly, issue #18) into wasm/pkg/: the sembed-wasm crate
+# for wasm32-unknown-unknown, wasm-bindgen's ES module, and the package's own files (wasm/js/).
+# Prints the .wasm's size, raw and gzipped.
+#
+# The toolchain, installed here when missing (and cached): no rustup target is needed — Debian's
+# rustc-web (rustc/cargo 1.96 in /usr/bin) builds std from rust-web-src (-Zbuild-std) and lld's
+# wasm-ld links; wasm-bindgen-cli is pinned to the wasm-bindgen crate's version. The product itself
+# stays on the rustup toolchain: Debian's rustc and cargo are called by full path, for this build
+# only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WASM_BINDGEN_VERSION=0.2.130 # = the `wasm-bindgen` crate's version in crates/wasm/Cargo.toml
+tools="${SEMBED_TEST_MODELS:-$HOME/.cache/sembed/test-models}/wasm-tools"
+
+if [ ! -x /usr/bin/rustc ] || [ ! -x /usr/bin/cargo ] || ! command -v wasm-ld >/dev/null ||
+  [ ! -d /usr/lib/rustlib/src/rust/library ]; then
+  [ "$(id -u)" = 0 ] || { echo "build-wasm.sh: needs Debian's rustc-web cargo-web rust-web-src lld (apt-get install as root)" >&2; exit 1; }
+  echo "build-wasm.sh: installing rustc-web cargo-web rust-web-src lld (Debian)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src lld >/dev/null
+fi
+bindgen="$tools/bin/wasm-bindgen"
+if ! "$bindgen" --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_VERSION"; then
+  echo "build-wasm.sh: installing wasm-bindgen-cli $WASM_BINDGEN_VERSION into $tools" >&2
+  cargo install -q wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --root "$tools"
+fi
+
+# getrandom (through the tokenizers crate) needs its JavaScript backend named in wasm32.
+RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+  RUSTFLAGS='-C linker=wasm-ld -C target-feature=+simd128 --cfg getrandom_backend="wasm_js"' \
+  /usr/bin/cargo build --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
+  -p sembed-wasm --target-dir target/wasm
+out=wasm/pkg
+rm -rf "$out"
+"$bindgen" --target web --out-dir "$out" --out-name sembed_wasm \
+  target/wasm/wasm32-unknown-unknown/release/sembed_wasm.wasm
+cp wasm/js/index.js wasm/js/index.d.ts wasm/js/package.json "$out/"
+wasm="$out/sembed_wasm_bg.wasm"
+echo "build-wasm.sh: $out: $(stat -c %s "$wasm") bytes of wasm, $(gzip -9 -c "$wasm" | wc -c) gzipped" >&2

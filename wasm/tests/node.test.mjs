@@ -1,0 +1,128 @@
+// The npm package in Node against the reference vectors (issue #18): sentence-transformers 6.2's
+// all-MiniLM-L6-v2 (f32 files) and model2vec 0.10's m2v-minilm-256 on the 2,758 STS-B sentences,
+// min cosine >= 0.99999; plus the package's API and its errors.
+//
+//   SEMBED_WASM_PKG=wasm/pkg SEMBED_MINILM=DIR node --test wasm/tests/
+//
+// Run by scripts/test-wasm.sh (which builds the package and fetches the model first).
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import test from "node:test";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const pkg = process.env.SEMBED_WASM_PKG ?? path.join(root, "wasm/pkg");
+const minilm = process.env.SEMBED_MINILM;
+const data = path.join(root, "tests/data");
+const { load, similarity } = await import(pathToFileURL(path.join(pkg, "index.js")).href);
+
+/** Every file under `dir`, by name relative to it. */
+function folder(dir) {
+  const out = {};
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out[path.relative(dir, p).split(path.sep).join("/")] = new Uint8Array(fs.readFileSync(p));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** A float32 .npy matrix: [rows, cols] and its values. */
+function npy(file) {
+  const b = fs.readFileSync(file);
+  const headerLen = b.readUInt16LE(8);
+  const header = b.subarray(10, 10 + headerLen).toString("latin1");
+  assert.match(header, /'descr': '<f4'/);
+  assert.match(header, /'fortran_order': False/);
+  const [rows, cols] = header.match(/'shape': \((\d+), (\d+)\)/).slice(1).map(Number);
+  const start = 10 + headerLen;
+  const values = new Float32Array(b.buffer.slice(b.byteOffset + start, b.byteOffset + start + rows * cols * 4));
+  return { rows, cols, values };
+}
+
+function stsb() {
+  const rows = fs.readFileSync(path.join(data, "stsb-test.tsv"), "utf8").split("\n").filter((l) => l);
+  const cols = rows.map((r) => r.split("\t"));
+  return [...cols.map((c) => c[5]), ...cols.map((c) => c[6])];
+}
+
+function cos(a, b) {
+  let d = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return d / Math.sqrt(na * nb);
+}
+
+/** The smallest cosine between `got` and the reference rows, and where. */
+function minCosine(got, ref) {
+  assert.equal(got.length, ref.rows);
+  let min = 1, at = -1;
+  got.forEach((v, i) => {
+    assert.equal(v.length, ref.cols);
+    const c = cos(v, ref.values.subarray(i * ref.cols, (i + 1) * ref.cols));
+    if (!(c >= min)) {
+      min = c;
+      at = i;
+    }
+  });
+  return { min, at };
+}
+
+const sentences = stsb();
+
+test("Model2Vec: model2vec's vectors of the STS-B sentences", async () => {
+  const m = await load(folder(path.join(data, "m2v-minilm-256")));
+  assert.equal(m.dim, 256);
+  assert.equal(m.info().kind, "static");
+  const { min, at } = minCosine(m.embed(sentences), npy(path.join(data, "m2v-minilm-256-stsb.npy")));
+  assert.ok(min >= 0.99999, `min cosine ${min} at sentence ${at}: ${sentences[at]}`);
+  console.log(`m2v-minilm-256: ${sentences.length} sentences, min cosine ${min}`);
+});
+
+test("all-MiniLM-L6-v2 (f32): sentence-transformers' vectors of the STS-B sentences", async () => {
+  assert.ok(minilm, "SEMBED_MINILM must name the all-MiniLM-L6-v2 folder (scripts/fetch-test-model.sh)");
+  const files = folder(minilm);
+  const m = await load(files);
+  assert.equal(m.dim, 384);
+  assert.equal(m.info().kind, "transformer");
+  const t = performance.now();
+  const got = m.embed(sentences);
+  const secs = (performance.now() - t) / 1000;
+  const { min, at } = minCosine(got, npy(path.join(data, "minilm-stsb.npy")));
+  assert.ok(min >= 0.99999, `min cosine ${min} at sentence ${at}: ${sentences[at]}`);
+  // A text's vector does not depend on its batch.
+  const alone = m.embed(sentences[at]);
+  assert.ok(cos(alone, got[at]) >= 0.9999999, "a text alone differs from the same text in a batch");
+  console.log(`all-MiniLM-L6-v2: ${sentences.length} sentences in ${secs.toFixed(1)} s, min cosine ${min}`);
+});
+
+test("the API: one string, options, similarity, info, errors", async () => {
+  const m = await load(new Map(Object.entries(folder(path.join(data, "m2v-minilm-256")))));
+  const one = m.embed("a cat sat on the mat");
+  assert.ok(one instanceof Float32Array);
+  assert.equal(one.length, 256);
+  const [a, b] = m.embed(["a cat sat on the mat", "a dog lay on the rug"]);
+  assert.deepEqual([...a], [...one]);
+  assert.ok(Math.abs(similarity(a, b) - cos(a, b)) < 1e-6);
+  assert.ok(Math.abs(similarity(a, a) - 1) < 1e-6);
+  const raw = m.embed(["a cat sat on the mat"], { normalize: false })[0];
+  assert.ok(Math.abs(Math.hypot(...a) - 1) < 1e-5);
+  assert.ok(Math.abs(cos(raw, a) - 1) < 1e-6);
+  assert.equal(m.embed(["x"], { truncateDim: 32 })[0].length, 32);
+  assert.deepEqual(m.embed([]), []);
+  assert.throws(() => m.embed(["x"], { normalise: true }), /unknown option "normalise"/);
+  assert.throws(() => m.embed(["x"], { batchSize: 0 }), /positive integer/);
+  assert.throws(() => m.embed([1, 2]), TypeError);
+  assert.throws(() => similarity(a, a.subarray(0, 3)), /dimensions/);
+  await assert.rejects(load({}), /no files/);
+  await assert.rejects(load({ "config.json": new TextEncoder().encode("{not json") }), Error);
+  await assert.rejects(load({ "config.json": "text" }), TypeError);
+  m.free();
+});
