@@ -1,0 +1,38 @@
+// The npm package's speed in Node (issue #18): loads a model folder's files with `load`, then
+// times one `embed` of the first N STS-B sentences. Timing, not a test.
+//
+//   scripts/build-wasm.sh && node bench/wasm_node.mjs MODEL_DIR [N]
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const { load } = await import(pathToFileURL(path.join(root, "wasm/pkg/index.js")).href);
+const [dir, n = "300"] = process.argv.slice(2);
+if (!dir) throw new Error("usage: node bench/wasm_node.mjs MODEL_DIR [N]");
+
+const t0 = performance.now();
+const files = {};
+const walk = (d) => {
+  for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+    const p = path.join(d, e.name);
+    if (e.isDirectory()) walk(p);
+    else files[path.relative(dir, p).split(path.sep).join("/")] = fs.readFileSync(p);
+  }
+};
+walk(dir);
+const model = await load(files);
+const loaded = performance.now() - t0;
+const texts = fs
+  .readFileSync(path.join(root, "tests/data/stsb-test.tsv"), "utf8")
+  .split("\n")
+  .filter(Boolean)
+  .map((r) => r.split("\t")[5])
+  .slice(0, Number(n));
+const t1 = performance.now();
+model.embed(texts);
+const secs = (performance.now() - t1) / 1000;
+console.log(
+  `${path.basename(dir)}: load ${loaded.toFixed(0)} ms (files read included); ${texts.length} sentences ` +
+    `in ${secs.toFixed(2)} s = ${(texts.length / secs).toFixed(0)}/s`,
+);
