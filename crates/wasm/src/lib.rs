@@ -25,11 +25,17 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
 /// Embedding options as JavaScript gives them (all optional), checked.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Options {
+    /// `normalize`: L2 normalization forced on or off (default: the model's modules).
     pub normalize: Option<bool>,
+    /// `batchSize`: sequences per forward pass.
     pub batch_size: Option<usize>,
+    /// `maxLength`: truncation length in tokens.
     pub max_length: Option<usize>,
+    /// `truncateDim`: keep the first N dimensions.
     pub truncate_dim: Option<usize>,
+    /// `prompt`: a literal prompt prepended to every text.
     pub prompt: Option<String>,
+    /// `promptName`: a prompt of the model's config by name.
     pub prompt_name: Option<String>,
 }
 
