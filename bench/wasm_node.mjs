@@ -2,12 +2,15 @@
 // times one `embed` of the first N STS-B sentences. Timing, not a test.
 //
 //   scripts/build-wasm.sh && node bench/wasm_node.mjs MODEL_DIR [N]
+//   SEMBED_WASM_PKG=/tmp/other-pkg node bench/wasm_node.mjs MODEL_DIR [N]
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const { load } = await import(pathToFileURL(path.join(root, "wasm/pkg/index.js")).href);
+// SEMBED_WASM_PKG: another build of the package (e.g. a copy of wasm/pkg, for A/B runs).
+const pkg = path.resolve(process.env.SEMBED_WASM_PKG ?? path.join(root, "wasm/pkg"));
+const { load } = await import(pathToFileURL(path.join(pkg, "index.js")).href);
 const [dir, n = "300"] = process.argv.slice(2);
 if (!dir) throw new Error("usage: node bench/wasm_node.mjs MODEL_DIR [N]");
 
