@@ -631,9 +631,10 @@ impl PgStore {
     }
 
     /// The statements that build the HNSW index over the rows there are. pgvector builds it in
-    /// `maintenance_work_mem` and, once the graph outgrows that, on disk, slower (50,000 chunks of 256 dimensions: 17.3 s with the default 64 MB, 10.3 s in memory);
-    /// so for this transaction only it is raised to what the graph needs (about the vector and
-    /// its neighbour lists a row, with room), never lowered, at most 1 GB.
+    /// `maintenance_work_mem` and, once the graph outgrows that, on disk, slower (50,000 chunks
+    /// of 256 dimensions: 17.3 s with the default 64 MB, 10.3 s in memory); so for this
+    /// transaction only it is raised to what the graph needs (about the vector and its neighbour
+    /// lists a row, with room), never lowered, at most 1 GB.
     fn hnsw_build(&mut self) -> Result<String> {
         let t = &self.t;
         let row = self
