@@ -3,9 +3,10 @@
 //
 //   scripts/build-wasm.sh && node bench/wasm_node.mjs MODEL_DIR [N]
 //   SEMBED_WASM_PKG=/tmp/other-pkg node bench/wasm_node.mjs MODEL_DIR [N]
-import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+
+import { folder, stsb } from "../wasm/tests/files.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 // SEMBED_WASM_PKG: another build of the package (e.g. a copy of wasm/pkg, for A/B runs).
@@ -15,23 +16,9 @@ const [dir, n = "300"] = process.argv.slice(2);
 if (!dir) throw new Error("usage: node bench/wasm_node.mjs MODEL_DIR [N]");
 
 const t0 = performance.now();
-const files = {};
-const walk = (d) => {
-  for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-    const p = path.join(d, e.name);
-    if (e.isDirectory()) walk(p);
-    else files[path.relative(dir, p).split(path.sep).join("/")] = fs.readFileSync(p);
-  }
-};
-walk(dir);
-const model = await load(files);
+const model = await load(folder(dir));
 const loaded = performance.now() - t0;
-const texts = fs
-  .readFileSync(path.join(root, "tests/data/stsb-test.tsv"), "utf8")
-  .split("\n")
-  .filter(Boolean)
-  .map((r) => r.split("\t")[5])
-  .slice(0, Number(n));
+const texts = stsb().slice(0, Number(n));
 const t1 = performance.now();
 model.embed(texts);
 const secs = (performance.now() - t1) / 1000;

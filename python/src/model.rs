@@ -9,7 +9,7 @@ use numpy::{IntoPyArray, PyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use sembed::{EmbedOptions, Embedder, LoadOptions, ModelKind, Residency};
+use sembed::{EmbedOptions, Embedder, LoadOptions, Residency};
 
 use crate::error;
 
@@ -339,13 +339,7 @@ impl Model {
         let i = self.inner.info();
         let d = PyDict::new(py);
         d.set_item("name", &i.name)?;
-        d.set_item(
-            "kind",
-            match i.kind {
-                ModelKind::Transformer => "transformer",
-                _ => "static",
-            },
-        )?;
+        d.set_item("kind", i.kind.as_str())?;
         d.set_item("architecture", &i.architecture)?;
         d.set_item("layers", i.layers)?;
         d.set_item("hidden_size", i.hidden_size)?;

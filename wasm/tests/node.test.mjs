@@ -11,25 +11,13 @@ import path from "node:path";
 import test from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
+import { folder, stsb } from "./files.mjs";
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const pkg = process.env.SEMBED_WASM_PKG ?? path.join(root, "wasm/pkg");
 const minilm = process.env.SEMBED_MINILM;
 const data = path.join(root, "tests/data");
 const { load, similarity } = await import(pathToFileURL(path.join(pkg, "index.js")).href);
-
-/** Every file under `dir`, by name relative to it. */
-function folder(dir) {
-  const out = {};
-  const walk = (d) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out[path.relative(dir, p).split(path.sep).join("/")] = new Uint8Array(fs.readFileSync(p));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 /** A float32 .npy matrix: [rows, cols] and its values. */
 function npy(file) {
@@ -42,12 +30,6 @@ function npy(file) {
   const start = 10 + headerLen;
   const values = new Float32Array(b.buffer.slice(b.byteOffset + start, b.byteOffset + start + rows * cols * 4));
   return { rows, cols, values };
-}
-
-function stsb() {
-  const rows = fs.readFileSync(path.join(data, "stsb-test.tsv"), "utf8").split("\n").filter((l) => l);
-  const cols = rows.map((r) => r.split("\t"));
-  return [...cols.map((c) => c[5]), ...cols.map((c) => c[6])];
 }
 
 function cos(a, b) {

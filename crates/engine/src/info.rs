@@ -15,6 +15,20 @@ pub enum ModelKind {
     Static,
 }
 
+impl ModelKind {
+    /// The kind's name in the bindings' model facts: `transformer` or `static`.
+    ///
+    /// ```
+    /// assert_eq!(sembed::ModelKind::Static.as_str(), "static");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Transformer => "transformer",
+            ModelKind::Static => "static",
+        }
+    }
+}
+
 /// Facts about a loaded model.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

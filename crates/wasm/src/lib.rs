@@ -119,15 +119,12 @@ impl Model {
         if names.is_empty() {
             return Err("no files: give the model folder's files by relative name".into());
         }
-        let mut files = BTreeMap::new();
-        for (n, c) in names.into_iter().zip(contents) {
-            files.insert(n, c);
-        }
         let opts = LoadOptions {
             threads: Some(sembed::ThreadPool::new(1)),
             ..Default::default()
         };
-        let inner = Embedder::from_files(files, &opts).map_err(|e| e.to_string())?;
+        let inner = Embedder::from_files(names.into_iter().zip(contents), &opts)
+            .map_err(|e| e.to_string())?;
         Ok(Model { inner })
     }
 
@@ -145,7 +142,7 @@ impl Model {
         let i = self.inner.info();
         serde_json::json!({
             "name": i.name,
-            "kind": format!("{:?}", i.kind).to_lowercase(),
+            "kind": i.kind.as_str(),
             "architecture": i.architecture,
             "layers": i.layers,
             "hiddenSize": i.hidden_size,
@@ -237,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_model_from_files_embeds_as_the_engine_does() {
-        let dir = sembed_testkit_data("m2v-minilm-256");
+        let dir = sembed_testkit::data("m2v-minilm-256");
         let mut names = Vec::new();
         let mut contents = Vec::new();
         for n in [
@@ -274,11 +271,5 @@ mod tests {
             .err()
             .unwrap();
         assert!(!e.is_empty());
-    }
-
-    fn sembed_testkit_data(name: &str) -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/data")
-            .join(name)
     }
 }
