@@ -1,6 +1,6 @@
 // The npm package in Node against the reference vectors (issue #18): sentence-transformers 6.2's
 // all-MiniLM-L6-v2 (f32 files) and model2vec 0.10's m2v-minilm-256 on the 2,758 STS-B sentences,
-// min cosine >= 0.99999; plus the package's API and its errors.
+// min cosine >= 0.99999; the tiny fixtures of every architecture; the package's API and errors.
 //
 //   SEMBED_WASM_PKG=wasm/pkg SEMBED_MINILM=DIR node --test wasm/tests/
 //
@@ -79,11 +79,35 @@ test("all-MiniLM-L6-v2 (f32): sentence-transformers' vectors of the STS-B senten
   const secs = (performance.now() - t) / 1000;
   const { min, at } = minCosine(got, npy(path.join(data, "minilm-stsb.npy")));
   assert.ok(min >= 0.99999, `min cosine ${min} at sentence ${at}: ${sentences[at]}`);
-  // A text's vector does not depend on its batch.
-  const alone = m.embed(sentences[at]);
-  assert.ok(cos(alone, got[at]) >= 0.9999999, "a text alone differs from the same text in a batch");
+  // A text's vector does not depend on its batch: the same floats alone and among 2,758 (the
+  // simd128 kernel computes each output in one fixed order, whatever the rows beside it).
+  for (const i of [at, 0, sentences.length - 1]) {
+    assert.deepEqual(m.embed(sentences[i]), got[i], `sentence ${i} alone differs from the same in a batch`);
+  }
+  assert.equal(m.info().cpu, "simd128");
   console.log(`all-MiniLM-L6-v2: ${sentences.length} sentences in ${secs.toFixed(1)} s, min cosine ${min}`);
 });
+
+// The tiny random sentence-transformers models of tests/data/fixtures (every architecture and
+// pooling the engine has: BERT cls / max + Dense / mean_sqrt_len, XLM-RoBERTa with its Unigram
+// tokenizer through the tokenizers crate's wasm build, MPNet) against their references.
+for (const name of ["tiny-bert-cls", "tiny-bert-max-dense", "tiny-bert-meansqrt", "tiny-xlmr-mean", "tiny-mpnet-mean"]) {
+  test(`fixture ${name}: sentence-transformers' vectors`, async () => {
+    const dir = path.join(data, "fixtures", name);
+    const refs = fs
+      .readFileSync(path.join(dir, "reference.jsonl"), "utf8")
+      .split("\n")
+      .filter((l) => l)
+      .map((l) => JSON.parse(l));
+    const m = await load(folder(dir));
+    const got = m.embed(refs.map((r) => r.text));
+    for (const [i, r] of refs.entries()) {
+      const c = cos(got[i], r.embedding);
+      assert.ok(c >= 0.99999, `${name}: ${JSON.stringify(r.text)} cosine ${c}`);
+    }
+    m.free();
+  });
+}
 
 test("the API: one string, options, similarity, info, errors", async () => {
   const m = await load(new Map(Object.entries(folder(path.join(data, "m2v-minilm-256")))));

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::bytes::Bytes;
 
 const PAGE: usize = 4096;
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 const HUGE: usize = 2 << 20;
 
 /// Whether transparent huge pages may be had at all (`never` means no).
@@ -25,22 +26,42 @@ pub(crate) fn huge_pages_available() -> bool {
 /// Why: a forward pass over few tokens streams every weight once, and in a VM each 4 KiB page
 /// costs a two-level page walk. Measured on a 9-row product streaming 37 MB of f32 weights:
 /// 40–45 GFLOP/s from 4 KiB pages, 87 from huge pages.
+///
+/// WebAssembly has no anonymous mappings: there the buffer is heap memory (aligned to 64 bytes).
 pub(crate) struct HugeBuffer {
+    #[cfg(not(target_arch = "wasm32"))]
     map: memmap2::Mmap,
+    #[cfg(target_arch = "wasm32")]
+    map: Vec<u8>,
     start: usize,
     len: usize,
 }
 
 /// A [`HugeBuffer`] being filled.
 pub(crate) struct HugeBufferMut {
+    #[cfg(not(target_arch = "wasm32"))]
     map: memmap2::MmapMut,
+    #[cfg(target_arch = "wasm32")]
+    map: Vec<u8>,
     start: usize,
     len: usize,
 }
 
 impl HugeBufferMut {
+    /// `len` zeroed bytes of heap; `None` when the memory is not there.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn new(len: usize) -> Option<Self> {
+        // 64 bytes of slack so the data can start on a cache line; a failed allocation is `None`.
+        let mut map = Vec::new();
+        map.try_reserve_exact(len + 64).ok()?;
+        map.resize(len + 64, 0);
+        let start = (64 - map.as_ptr() as usize % 64) % 64;
+        Some(HugeBufferMut { map, start, len })
+    }
+
     /// `len` zeroed bytes, on huge pages where the system has them (else ordinary pages); `None`
     /// when the memory is not there.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn new(len: usize) -> Option<Self> {
         // One extra huge page so the data can start on a huge-page boundary whatever address the
         // kernel picks; the untouched slack is never resident.
@@ -61,7 +82,10 @@ impl HugeBufferMut {
     /// Ends the filling: the pages become read-only.
     pub(crate) fn freeze(self) -> Option<HugeBuffer> {
         Some(HugeBuffer {
+            #[cfg(not(target_arch = "wasm32"))]
             map: self.map.make_read_only().ok()?,
+            #[cfg(target_arch = "wasm32")]
+            map: self.map,
             start: self.start,
             len: self.len,
         })

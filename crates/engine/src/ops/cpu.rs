@@ -7,6 +7,9 @@
 pub(crate) enum Isa {
     /// Plain Rust loops (and `matrixmultiply`'s own kernels).
     Portable,
+    /// WebAssembly 128-bit SIMD (a build with `+simd128`; no FMA, no F16 conversion).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    Simd128,
     /// AVX2 + FMA + F16C.
     Avx2,
     /// AVX-512F on top of the AVX2 level.
@@ -35,7 +38,18 @@ impl CpuLevel {
             };
             CpuLevel(best.min(cap))
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        // wasm has no run-time detection: a module built with simd128 fails to instantiate
+        // where it is missing, so the build decides.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let best = if cfg!(target_feature = "simd128") {
+                Isa::Simd128
+            } else {
+                Isa::Portable
+            };
+            CpuLevel(best.min(cap))
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "wasm32")))]
         {
             let _ = cap;
             CpuLevel(Isa::Portable)
@@ -75,6 +89,7 @@ impl CpuLevel {
     pub(crate) fn name(self) -> &'static str {
         match self.0 {
             Isa::Portable => "portable",
+            Isa::Simd128 => "simd128",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
         }

@@ -9,7 +9,9 @@
 //! broadcasts the inputs straight from their row-major buffer: nothing is packed per call, no
 //! horizontal sums, one kernel for a single sentence (a few rows) and for 1,024-token batches.
 //! Tiles: 12 rows × 32 features with AVX-512 (24 accumulators of 32 registers), 6 × 16 with AVX2
-//! (12 of 16: a panel in two halves). Half-precision panels stay half and are widened in registers.
+//! (12 of 16: a panel in two halves), 6 × 8 with wasm simd128 (12 of the 16 registers engines
+//! give it: a panel in four quarters). Half-precision panels stay half and are widened in
+//! registers (wasm: one value at a time).
 
 // `Isa` and `cap` serve the x86-64 kernels only.
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
@@ -34,13 +36,14 @@ pub(crate) const PANEL: usize = 32;
 fn tile_cols(cpu: CpuLevel) -> usize {
     match cpu.isa() {
         Isa::Avx2 => PANEL / 2,
+        Isa::Simd128 => PANEL / 4,
         _ => PANEL,
     }
 }
 
 /// Whether packing pays at this level: the portable kernel is a plain loop, slower than
 /// `matrixmultiply` (which has its own kernels for other architectures), so there weights stay
-/// as stored.
+/// as stored. wasm simd128 has a kernel of its own.
 pub(crate) fn worth_packing(cpu: CpuLevel) -> bool {
     cpu.isa() != Isa::Portable
 }
@@ -74,6 +77,7 @@ fn tile_rows(cpu: CpuLevel) -> usize {
     match cpu.isa() {
         Isa::Avx512 => 12,
         Isa::Avx2 => 6,
+        Isa::Simd128 => 4,
         Isa::Portable => 4,
     }
 }
@@ -117,13 +121,15 @@ pub(crate) fn matmul(
                     let cols = tc.min(n - j - off);
                     let y = &mut y[i0 * ldy + j + off..];
                     match cpu.isa() {
-                        // SAFETY (both): a CpuLevel of this Isa exists only if the CPU has it; the
+                        // SAFETY (every kernel): a CpuLevel of this Isa exists only if the CPU has it; the
                         // asserts above bound every access (`rows` rows of `x` and `y`, one panel
                         // of `nr` columns read from column `off`, `cols` ≤ `tc` outputs per row).
                         #[cfg(target_arch = "x86_64")]
                         Isa::Avx512 => unsafe { avx512::tile(x, panel, y, rows, cols, ldy, off) },
                         #[cfg(target_arch = "x86_64")]
                         Isa::Avx2 => unsafe { avx2::tile(x, panel, y, rows, cols, ldy, off) },
+                        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                        Isa::Simd128 => unsafe { simd128::tile(x, panel, y, rows, cols, ldy, off) },
                         _ => portable_tile(x, panel, y, rows, cols, ldy),
                     }
                 }
@@ -308,6 +314,122 @@ packed_kernel!(
     _mm256_storeu_ps,
     |p: *const half::f16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
 );
+
+/// The WebAssembly kernel: the x86-64 ones' structure with 4-lane vectors, a multiply then an add
+/// (wasm has no fused multiply-add), tiles of up to 6 rows × 8 columns.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use std::arch::wasm32::*;
+
+    use super::{Floats, PANEL, Panels};
+
+    /// `MR` rows of `x` against columns `off .. off + 8` of one panel.
+    ///
+    /// # Safety
+    /// `x` holds `MR` rows of `w.k`, `y` `MR` rows of stride `ldy` with `cols` ≤ 8 outputs each
+    /// from its start, the panel `w.k · PANEL` elements, `off + 8 ≤ PANEL`.
+    #[inline(always)]
+    unsafe fn tile_of<const MR: usize>(
+        x: &[f32],
+        w: Panels<'_>,
+        y: &mut [f32],
+        cols: usize,
+        ldy: usize,
+        off: usize,
+    ) {
+        // The element type is settled here, outside the loop: a branch on it inside kept the
+        // f16 widening code in the loop body and made the kernel slower than `matrixmultiply`.
+        // SAFETY (both loaders): panel row `kk < w.k` holds `PANEL` elements from `kk · PANEL`
+        // and `off + 8 ≤ PANEL` (caller); wasm loads need no alignment.
+        unsafe {
+            match w.data {
+                Floats::F32(d) => rows::<MR>(x, w.k, y, cols, ldy, |kk| {
+                    let p = d.as_ptr().add(kk * PANEL + off);
+                    (
+                        v128_load(p as *const v128),
+                        v128_load(p.add(4) as *const v128),
+                    )
+                }),
+                Floats::F16(d) => rows::<MR>(x, w.k, y, cols, ldy, |kk| {
+                    let h = |i: usize| d.get_unchecked(kk * PANEL + off + i).to_f32();
+                    (f32x4(h(0), h(1), h(2), h(3)), f32x4(h(4), h(5), h(6), h(7)))
+                }),
+            }
+        }
+    }
+
+    /// The loop of [`tile_of`] with `load(kk)` giving panel row `kk`'s 8 columns.
+    ///
+    /// # Safety
+    /// As [`tile_of`]'s, with `load` valid for every `kk < k`.
+    #[inline(always)]
+    unsafe fn rows<const MR: usize>(
+        x: &[f32],
+        k: usize,
+        y: &mut [f32],
+        cols: usize,
+        ldy: usize,
+        load: impl Fn(usize) -> (v128, v128),
+    ) {
+        // SAFETY: every index below stays inside the bounds the caller guarantees.
+        unsafe {
+            // Each output: one chain over kk = 0, 1, …, k − 1, added to y at the end, so a
+            // text's vector does not depend on the rows beside it.
+            let mut acc = [[f32x4_splat(0.0); 2]; MR];
+            for kk in 0..k {
+                let (w0, w1) = load(kk);
+                for (q, a) in acc.iter_mut().enumerate() {
+                    let xv = f32x4_splat(*x.get_unchecked(q * k + kk));
+                    a[0] = f32x4_add(a[0], f32x4_mul(xv, w0));
+                    a[1] = f32x4_add(a[1], f32x4_mul(xv, w1));
+                }
+            }
+            for (q, a) in acc.iter().enumerate() {
+                let out = y.as_mut_ptr().add(q * ldy);
+                if cols == 8 {
+                    let (o0, o1) = (out as *mut v128, out.add(4) as *mut v128);
+                    v128_store(o0, f32x4_add(v128_load(o0), a[0]));
+                    v128_store(o1, f32x4_add(v128_load(o1), a[1]));
+                } else {
+                    // A ragged last panel: through a buffer, only `cols` outputs touched.
+                    let mut buf = [0f32; 8];
+                    v128_store(buf.as_mut_ptr() as *mut v128, a[0]);
+                    v128_store(buf.as_mut_ptr().add(4) as *mut v128, a[1]);
+                    for (c, v) in buf.iter().take(cols).enumerate() {
+                        *out.add(c) += v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `rows` (≤ 6) rows of `x` against columns `off ..` of one panel, `cols` (≤ 8) of them.
+    ///
+    /// # Safety
+    /// `x` and `y` hold `rows` rows (of `w.k`, and of stride `ldy` with `cols` outputs), the
+    /// panel `w.k · PANEL` elements, `off + 8 ≤ PANEL`.
+    pub(super) unsafe fn tile(
+        x: &[f32],
+        w: Panels<'_>,
+        y: &mut [f32],
+        rows: usize,
+        cols: usize,
+        ldy: usize,
+        off: usize,
+    ) {
+        // SAFETY: forwarded from this function's own contract.
+        unsafe {
+            match rows {
+                1 => tile_of::<1>(x, w, y, cols, ldy, off),
+                2 => tile_of::<2>(x, w, y, cols, ldy, off),
+                3 => tile_of::<3>(x, w, y, cols, ldy, off),
+                4 => tile_of::<4>(x, w, y, cols, ldy, off),
+                5 => tile_of::<5>(x, w, y, cols, ldy, off),
+                _ => tile_of::<6>(x, w, y, cols, ldy, off),
+            }
+        }
+    }
+}
 
 /// Best-of-20 rate of [`matmul`] on one thread at `[m, k] · [k, n]` (f32 panels), in GFLOP/s: the
 /// "GEMM peak" `benches/latency.rs` reports beside `matrixmultiply`'s.
