@@ -3,6 +3,10 @@
 # for wasm32-unknown-unknown, wasm-bindgen's ES module, and the package's own files (wasm/js/).
 # Prints the .wasm's size, raw and gzipped.
 #
+#   scripts/build-wasm.sh            # wasm/pkg: every tokenizer kind
+#   scripts/build-wasm.sh --small    # wasm/pkg-small: without the `tokenizers` crate (Model2Vec
+#                                    # and BERT WordPiece models; others are a load error)
+#
 # The toolchain, installed here when missing (and cached): no rustup target is needed — Debian's
 # rustc-web (rustc/cargo 1.96 in /usr/bin) builds std from rust-web-src (-Zbuild-std) and lld's
 # wasm-ld links; wasm-bindgen-cli is pinned to the wasm-bindgen crate's version. The product itself
@@ -10,6 +14,11 @@
 # only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  "") out=wasm/pkg features=() ;;
+  --small) out=wasm/pkg-small features=(--no-default-features) ;;
+  *) echo "usage: scripts/build-wasm.sh [--small]" >&2; exit 2 ;;
+esac
 WASM_BINDGEN_VERSION=0.2.130 # = the `wasm-bindgen` crate's version in crates/wasm/Cargo.toml
 tools="${SEMBED_TEST_MODELS:-$HOME/.cache/sembed/test-models}/wasm-tools"
 
@@ -29,8 +38,7 @@ fi
 RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
   RUSTFLAGS='-C linker=wasm-ld -C target-feature=+simd128 --cfg getrandom_backend="wasm_js"' \
   /usr/bin/cargo build --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
-  -p sembed-wasm --target-dir target/wasm
-out=wasm/pkg
+  -p sembed-wasm --target-dir target/wasm ${features[@]+"${features[@]}"}
 rm -rf "$out"
 "$bindgen" --target web --out-dir "$out" --out-name sembed_wasm \
   target/wasm/wasm32-unknown-unknown/release/sembed_wasm.wasm

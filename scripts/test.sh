@@ -48,8 +48,10 @@ python/tests/run.sh
 # Node's test runner against sentence-transformers' and model2vec's reference vectors.
 scripts/test-wasm.sh
 # The lean library (no built-in model, no hub, no distillation) loads model folders and passes its
-# tests too.
-cargo test --release -p sembed --no-default-features --lib --tests
+# tests too; without the `tokenizers` crate as well (the small WebAssembly build's engine: WordPiece
+# only, other tokenizers a clear error), its unit tests and the tokenizer tests.
+cargo test --release -p sembed --no-default-features --features tokenizers --lib --tests
+cargo test --release -p sembed --no-default-features --lib --test tokenizer
 # The engine depends on no CLI, HTTP, database or Python crate.
 forbidden="$(cargo tree -p sembed -e normal --prefix none | awk '{print $1}' | sort -u |
   grep -xE 'clap|anyhow|axum|hyper|tokio|rusqlite|pyo3|indicatif' || true)"

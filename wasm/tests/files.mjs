@@ -1,5 +1,5 @@
-// What the package's test and benchmark read from disk: a model folder's files by relative name,
-// and the STS-B sentences.
+// What the package's tests and benchmark share: a model folder's files by relative name, the
+// STS-B sentences, reference vectors (.npy) and the cosine.
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,4 +25,29 @@ export function stsb() {
   const rows = fs.readFileSync(path.join(root, "tests/data/stsb-test.tsv"), "utf8").split("\n").filter((l) => l);
   const cols = rows.map((r) => r.split("\t"));
   return [...cols.map((c) => c[5]), ...cols.map((c) => c[6])];
+}
+
+/** A float32 .npy matrix (C order): `{ rows, cols, values }`. */
+export function npy(file) {
+  const b = fs.readFileSync(file);
+  const headerLen = b.readUInt16LE(8);
+  const header = b.subarray(10, 10 + headerLen).toString("latin1");
+  if (!/'descr': '<f4'/.test(header) || !/'fortran_order': False/.test(header)) {
+    throw new Error(`${file}: not a float32 C-order .npy`);
+  }
+  const [rows, cols] = header.match(/'shape': \((\d+), (\d+)\)/).slice(1).map(Number);
+  const start = 10 + headerLen;
+  const values = new Float32Array(b.buffer.slice(b.byteOffset + start, b.byteOffset + start + rows * cols * 4));
+  return { rows, cols, values };
+}
+
+/** The cosine of two vectors (in f64). */
+export function cos(a, b) {
+  let d = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return d / Math.sqrt(na * nb);
 }

@@ -11,36 +11,13 @@ import path from "node:path";
 import test from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-import { folder, stsb } from "./files.mjs";
+import { cos, folder, npy, stsb } from "./files.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const pkg = process.env.SEMBED_WASM_PKG ?? path.join(root, "wasm/pkg");
 const minilm = process.env.SEMBED_MINILM;
 const data = path.join(root, "tests/data");
 const { load, similarity } = await import(pathToFileURL(path.join(pkg, "index.js")).href);
-
-/** A float32 .npy matrix: [rows, cols] and its values. */
-function npy(file) {
-  const b = fs.readFileSync(file);
-  const headerLen = b.readUInt16LE(8);
-  const header = b.subarray(10, 10 + headerLen).toString("latin1");
-  assert.match(header, /'descr': '<f4'/);
-  assert.match(header, /'fortran_order': False/);
-  const [rows, cols] = header.match(/'shape': \((\d+), (\d+)\)/).slice(1).map(Number);
-  const start = 10 + headerLen;
-  const values = new Float32Array(b.buffer.slice(b.byteOffset + start, b.byteOffset + start + rows * cols * 4));
-  return { rows, cols, values };
-}
-
-function cos(a, b) {
-  let d = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return d / Math.sqrt(na * nb);
-}
 
 /** The smallest cosine between `got` and the reference rows, and where. */
 function minCosine(got, ref) {

@@ -152,6 +152,7 @@ fn fixture_tokenizers_match_reference_ids() {
 }
 
 #[test]
+#[cfg(feature = "tokenizers")]
 fn non_wordpiece_goes_through_tokenizers_crate() {
     let dir = data("fixtures/tiny-xlmr-mean");
     let tok = Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
@@ -167,7 +168,23 @@ fn non_wordpiece_goes_through_tokenizers_crate() {
     }
 }
 
+/// Without the `tokenizers` feature only WordPiece loads; anything else is a one-line error
+/// naming what is missing (the small WebAssembly build).
 #[test]
+#[cfg(not(feature = "tokenizers"))]
+fn without_the_tokenizers_feature_unigram_is_a_clear_error() {
+    let path = data("fixtures/tiny-xlmr-mean/tokenizer.json");
+    let e = Tokenizer::from_file(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("a Unigram tokenizer needs the `tokenizers` crate, which this build leaves out"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+    assert!(Tokenizer::from_file(&real_model().join("tokenizer.json")).is_ok());
+}
+
+#[test]
+#[cfg(feature = "tokenizers")]
 fn forced_hf_backend_agrees_with_native() {
     let path = real_model().join("tokenizer.json");
     let bytes = std::fs::read(&path).unwrap();
@@ -209,6 +226,7 @@ fn vocabulary_fast_scan_and_serde_path_agree() {
 
 /// The specials around a single text, for any template: `<s> $A </s>`, `$A </s>`, `<s> <s> $A`.
 #[test]
+#[cfg(feature = "tokenizers")]
 fn special_ids_follow_the_post_processor() {
     let path = data("fixtures/tiny-xlmr-mean/tokenizer.json");
     let mut json: serde_json::Value =

@@ -1,10 +1,17 @@
 //! Text → token ids. Two back ends behind one type:
 //! - `wordpiece`: a native BERT WordPiece tokenizer that loads in about a millisecond;
-//! - the Hugging Face `tokenizers` crate, for everything else (Unigram, BPE, unusual pipelines).
+//! - the Hugging Face `tokenizers` crate, for everything else (Unigram, BPE, unusual pipelines);
+//!   an optional dependency (the `tokenizers` feature, on by default): without it, such files
+//!   are a clear error and only WordPiece loads (the small Model2Vec WebAssembly build).
 //!
 //! `Tokenizer::from_json` reads a tokenizer.json and picks the native path only when it reproduces the
 //! file's pipeline exactly.
 
+// The `tokenizers` crate's backend, or (a build without the `tokenizers` feature) a stand-in
+// whose loader says what is missing.
+#[cfg_attr(feature = "tokenizers", path = "hf.rs")]
+#[cfg_attr(not(feature = "tokenizers"), path = "hf_absent.rs")]
+mod hf;
 mod json_scan;
 mod normalizer;
 mod prepared;
@@ -42,12 +49,7 @@ pub struct Tokenizer {
 #[derive(Debug)]
 enum Backend {
     Native(Box<WordPiece>),
-    Hf {
-        tok: Box<tokenizers::Tokenizer>,
-        num_special: usize,
-        model: &'static str,
-        unk_id: Option<u32>,
-    },
+    Hf(Box<hf::Hf>),
 }
 
 impl Tokenizer {
@@ -142,22 +144,6 @@ impl Tokenizer {
     }
 
     fn hf_from_json(bytes: &[u8], section: &ModelSection, path: &Path) -> Result<Self> {
-        let mut tok = tokenizers::Tokenizer::from_bytes(bytes)
-            .map_err(|e| Error::invalid(path, format!("tokenizers could not load it: {e}")))?;
-        // sentence-transformers truncates to max_seq_length and pads per batch; the file's own
-        // truncation/padding settings (e.g. pad everything to 128) must not apply.
-        tok.with_truncation(None)
-            .map_err(|e| Error::invalid(path, e.to_string()))?;
-        tok.with_padding(None);
-        let num_special = tok.get_post_processor().map_or(0, |p| {
-            use tokenizers::PostProcessor;
-            p.added_tokens(false)
-        });
-        let unk_id = match (&section.unk_token, section.unk_id) {
-            (Some(t), _) => tok.token_to_id(t),
-            (None, Some(id)) => Some(id),
-            (None, None) => None,
-        };
         let model = match section.kind.as_deref() {
             Some("WordPiece") => "WordPiece",
             Some("Unigram") => "Unigram",
@@ -165,13 +151,11 @@ impl Tokenizer {
             Some("WordLevel") => "WordLevel",
             _ => "unknown",
         };
+        let (unk_token, unk_id) = (section.unk_token.as_deref(), section.unk_id);
         Ok(Tokenizer {
-            backend: Backend::Hf {
-                tok: Box::new(tok),
-                num_special,
-                model,
-                unk_id,
-            },
+            backend: Backend::Hf(Box::new(hf::Hf::load(
+                bytes, model, unk_token, unk_id, path,
+            )?)),
         })
     }
 
@@ -226,28 +210,7 @@ impl Tokenizer {
     ) -> Result<bool> {
         match &self.backend {
             Backend::Native(wp) => Ok(wp.encode_into(text, max_len, add_special, out, scratch)),
-            Backend::Hf {
-                tok, num_special, ..
-            } => {
-                let mut enc = tok
-                    .encode(text, false)
-                    .map_err(|e| Error::Tokenizer(e.to_string()))?;
-                let budget = if add_special {
-                    max_len.saturating_sub(*num_special)
-                } else {
-                    max_len
-                };
-                let truncated = enc.len() > budget;
-                enc.truncate(budget, 0, tokenizers::TruncationDirection::Right);
-                if add_special {
-                    enc = tok
-                        .post_process(enc, None, true)
-                        .map_err(|e| Error::Tokenizer(e.to_string()))?;
-                }
-                out.clear();
-                out.extend_from_slice(enc.get_ids());
-                Ok(truncated)
-            }
+            Backend::Hf(hf) => hf.encode_into(text, max_len, add_special, out),
         }
     }
 
@@ -255,7 +218,7 @@ impl Tokenizer {
     pub fn num_special_tokens(&self) -> usize {
         match &self.backend {
             Backend::Native(wp) => wp.num_special(),
-            Backend::Hf { num_special, .. } => *num_special,
+            Backend::Hf(hf) => hf.num_special(),
         }
     }
 
@@ -263,7 +226,7 @@ impl Tokenizer {
     pub fn kind(&self) -> String {
         match &self.backend {
             Backend::Native(_) => "WordPiece (native)".to_string(),
-            Backend::Hf { model, .. } => format!("{model} (tokenizers crate)"),
+            Backend::Hf(hf) => format!("{} (tokenizers crate)", hf.model()),
         }
     }
 
@@ -271,27 +234,7 @@ impl Tokenizer {
     pub fn special_ids(&self) -> Result<(Vec<u32>, Vec<u32>)> {
         match &self.backend {
             Backend::Native(wp) => Ok((wp.prefix_ids.clone(), wp.suffix_ids.clone())),
-            Backend::Hf { tok, .. } => {
-                // A short text's ids, found inside its encoding with specials: what is before and
-                // after them is the post-processor's (`X $A Y`, `$A Y`, `X X $A`, ...).
-                for probe in ["a", "x", "hello", "1", "."] {
-                    let bare = tok
-                        .encode(probe, false)
-                        .map_err(|e| Error::Tokenizer(e.to_string()))?
-                        .get_ids()
-                        .to_vec();
-                    if bare.is_empty() {
-                        continue;
-                    }
-                    let full = self.encode(probe, usize::MAX)?;
-                    if let Some(at) = full.windows(bare.len()).position(|w| w == bare) {
-                        return Ok((full[..at].to_vec(), full[at + bare.len()..].to_vec()));
-                    }
-                }
-                // No probe text survives tokenizing: all of an empty text's ids are specials.
-                let ids = self.encode("", usize::MAX)?;
-                Ok((Vec::new(), ids))
-            }
+            Backend::Hf(hf) => hf.special_ids(),
         }
     }
 
@@ -299,7 +242,7 @@ impl Tokenizer {
     pub fn unk_id(&self) -> Option<u32> {
         match &self.backend {
             Backend::Native(wp) => Some(wp.unk_id),
-            Backend::Hf { unk_id, .. } => *unk_id,
+            Backend::Hf(hf) => hf.unk_id(),
         }
     }
 
@@ -307,12 +250,7 @@ impl Tokenizer {
     pub fn vocab_size(&self) -> usize {
         match &self.backend {
             Backend::Native(wp) => wp.vocab.max_id().map_or(0, |id| id as usize + 1),
-            Backend::Hf { tok, .. } => tok
-                .get_vocab(true)
-                .values()
-                .map(|&id| id as usize + 1)
-                .max()
-                .unwrap_or(0),
+            Backend::Hf(hf) => hf.vocab().map(|(_, id)| id as usize + 1).max().unwrap_or(0),
         }
     }
 
@@ -334,7 +272,7 @@ impl Tokenizer {
         };
         match &self.backend {
             Backend::Native(wp) => wp.vocab.iter().for_each(|(t, id)| put(&t, id)),
-            Backend::Hf { tok, .. } => tok.get_vocab(true).iter().for_each(|(t, &id)| put(t, id)),
+            Backend::Hf(hf) => hf.vocab().for_each(|(t, id)| put(&t, id)),
         }
         out
     }
@@ -344,11 +282,7 @@ impl Tokenizer {
     pub(crate) fn token_char_lengths(&self) -> Vec<usize> {
         match &self.backend {
             Backend::Native(wp) => wp.vocab.iter().map(|(t, _)| t.chars().count()).collect(),
-            Backend::Hf { tok, .. } => tok
-                .get_vocab(true)
-                .keys()
-                .map(|t| t.chars().count())
-                .collect(),
+            Backend::Hf(hf) => hf.vocab().map(|(t, _)| t.chars().count()).collect(),
         }
     }
 
@@ -614,7 +548,7 @@ mod tests {
         };
         let prepared = |t: &Tokenizer| match &t.backend {
             Backend::Native(wp) => wp.vocab.is_prepared(),
-            Backend::Hf { .. } => panic!("native expected"),
+            Backend::Hf(_) => panic!("native expected"),
         };
         let scanned = Tokenizer::from_bytes(bytes.clone(), path).unwrap();
         let first = load();
