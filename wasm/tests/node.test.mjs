@@ -65,6 +65,16 @@ test("all-MiniLM-L6-v2 (f32): sentence-transformers' vectors of the STS-B senten
   console.log(`all-MiniLM-L6-v2: ${sentences.length} sentences in ${secs.toFixed(1)} s, min cosine ${min}`);
 });
 
+test("all-MiniLM-L6-v2 in float16 (the built-in model's files): within 0.9999995 of sentence-transformers", async () => {
+  // The native build's bound for these files; in wasm the f16 weights are widened to f32 at load.
+  const m = await load(folder(path.join(root, "crates/engine/assets/all-MiniLM-L6-v2")));
+  assert.equal(m.info().weightsDtype, "f16");
+  const { min, at } = minCosine(m.embed(sentences), npy(path.join(data, "minilm-stsb.npy")));
+  assert.ok(min >= 0.9999995, `min cosine ${min} at sentence ${at}: ${sentences[at]}`);
+  console.log(`all-MiniLM-L6-v2 f16: ${sentences.length} sentences, min cosine ${min}`);
+  m.free();
+});
+
 // The tiny random sentence-transformers models of tests/data/fixtures (every architecture and
 // pooling the engine has: BERT cls / max + Dense / mean_sqrt_len, XLM-RoBERTa with its Unigram
 // tokenizer through the tokenizers crate's wasm build, MPNet) against their references.

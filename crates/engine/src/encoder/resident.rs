@@ -154,15 +154,14 @@ fn plan(layers: &[BertLayer<'_>], cpu: CpuLevel) -> Vec<(Placed, usize)> {
                     },
                     packed::packed_len(n, k, nr) * 4,
                 ),
-                Weight::Stored(Mat::F16(_)) if packed::worth_packing(cpu) => (
-                    Placed::Panels {
-                        n,
-                        k,
-                        nr,
-                        half: true,
-                    },
-                    packed::packed_len(n, k, nr) * 2,
-                ),
+                // Half stays half where the kernel widens in registers; else widened once here.
+                Weight::Stored(Mat::F16(_)) if packed::worth_packing(cpu) => {
+                    let half = packed::reads_half(cpu);
+                    (
+                        Placed::Panels { n, k, nr, half },
+                        packed::packed_len(n, k, nr) * if half { 2 } else { 4 },
+                    )
+                }
                 Weight::Stored(m) => (Placed::Stored, m.as_bytes().len()),
                 // Panels already (the built-in model, a prepared copy): copied as they are.
                 Weight::Packed(p) => (
@@ -229,8 +228,26 @@ pub(crate) fn copy_layers(
                         (Placed::Panels { n, k, nr, .. }, Mat::F32(w)) => {
                             packed::pack(w, n, k, nr, bytemuck::cast_slice_mut(dst))
                         }
-                        (Placed::Panels { n, k, nr, .. }, Mat::F16(w)) => {
-                            packed::pack::<f16>(w, n, k, nr, bytemuck::cast_slice_mut(dst))
+                        (
+                            Placed::Panels {
+                                n,
+                                k,
+                                nr,
+                                half: true,
+                            },
+                            Mat::F16(w),
+                        ) => packed::pack::<f16>(w, n, k, nr, bytemuck::cast_slice_mut(dst)),
+                        (
+                            Placed::Panels {
+                                n,
+                                k,
+                                nr,
+                                half: false,
+                            },
+                            Mat::F16(w),
+                        ) => {
+                            let wide: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
+                            packed::pack(&wide, n, k, nr, bytemuck::cast_slice_mut(dst))
                         }
                         _ => dst.copy_from_slice(m.as_bytes()),
                     }

@@ -48,6 +48,13 @@ pub(crate) fn worth_packing(cpu: CpuLevel) -> bool {
     cpu.isa() != Isa::Portable
 }
 
+/// Whether this level's kernel reads half-precision panels (widening in registers). wasm has no
+/// half conversion instruction: one value at a time made f16 weights 5× slower there (19 vs 108
+/// sentences/s for all-MiniLM-L6-v2 in Node), so they are widened to f32 panels once, at load.
+pub(crate) fn reads_half(cpu: CpuLevel) -> bool {
+    cpu.isa() != Isa::Simd128
+}
+
 // The layout's one implementation lives with the file format, which build.rs shares.
 pub(crate) use crate::weights::panels_file::{pack, packed_len};
 
