@@ -96,6 +96,54 @@ for (const name of ["tiny-bert-cls", "tiny-bert-max-dense", "tiny-bert-meansqrt"
   });
 }
 
+/** The f32 value of a half's bits, decoded by hand. */
+function halfToFloat(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const man = h & 0x3ff;
+  if (exp === 0x1f) return man ? NaN : sign * Infinity;
+  return sign * (exp ? 2 ** (exp - 15) * (1 + man / 1024) : 2 ** -14 * (man / 1024));
+}
+
+test("every float16 value of a Model2Vec table widens exactly (the simd128 path)", async () => {
+  // A Model2Vec model made here: the test model's tokenizer, a table of 8 columns holding all
+  // 65,536 half-precision bit patterns across 8,192 one-token words, no normalization. A word's
+  // vector is then its row, widened.
+  const tokenizer = fs.readFileSync(path.join(data, "m2v-minilm-256/tokenizer.json"));
+  const vocab = JSON.parse(tokenizer).model.vocab;
+  const rows = Math.max(...Object.values(vocab)) + 1;
+  const words = Object.entries(vocab)
+    .filter(([t]) => /^[a-z]{2,}$/.test(t))
+    .sort((a, b) => a[1] - b[1])
+    .slice(0, 8192);
+  assert.equal(words.length, 8192);
+  const table = new Uint16Array(rows * 8);
+  words.forEach(([, id], i) => {
+    for (let c = 0; c < 8; c++) table[id * 8 + c] = i * 8 + c;
+  });
+  let header = JSON.stringify({ embeddings: { dtype: "F16", shape: [rows, 8], data_offsets: [0, table.byteLength] } });
+  header += " ".repeat((8 - (header.length % 8)) % 8);
+  const st = new Uint8Array(8 + header.length + table.byteLength);
+  new DataView(st.buffer).setBigUint64(0, BigInt(header.length), true);
+  st.set(new TextEncoder().encode(header), 8);
+  st.set(new Uint8Array(table.buffer), 8 + header.length);
+  const config = { model_type: "model2vec", hidden_dim: 8, normalize: false, pooling: "mean" };
+  const m = await load({
+    "config.json": new TextEncoder().encode(JSON.stringify(config)),
+    "tokenizer.json": tokenizer,
+    "model.safetensors": st,
+  });
+  const got = m.embed(words.map(([t]) => t));
+  for (let h = 0; h < 65536; h++) {
+    const v = got[h >> 3][h & 7];
+    const want = halfToFloat(h);
+    // -0 comes out +0 (the mean starts from +0: 0 + -0 = +0), in any implementation.
+    if (Number.isNaN(want)) assert.ok(Number.isNaN(v), `half 0x${h.toString(16)}: ${v}`);
+    else assert.equal(v, want === 0 ? 0 : want, `half 0x${h.toString(16)}`);
+  }
+  m.free();
+});
+
 test("the API: one string, options, similarity, info, errors", async () => {
   const m = await load(new Map(Object.entries(folder(path.join(data, "m2v-minilm-256")))));
   const one = m.embed("a cat sat on the mat");
