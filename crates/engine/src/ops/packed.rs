@@ -9,9 +9,9 @@
 //! broadcasts the inputs straight from their row-major buffer: nothing is packed per call, no
 //! horizontal sums, one kernel for a single sentence (a few rows) and for 1,024-token batches.
 //! Tiles: 12 rows × 32 features with AVX-512 (24 accumulators of 32 registers), 6 × 16 with AVX2
-//! (12 of 16: a panel in two halves), 6 × 8 with wasm simd128 (12 of the 16 registers engines
-//! give it: a panel in four quarters). Half-precision panels stay half and are widened in
-//! registers (wasm: one value at a time).
+//! (12 of 16: a panel in two halves), 4 × 8 with wasm simd128 (8 of the 16 registers engines give
+//! it, a panel in four quarters; 5 and 6 rows spilled and ran slower). Half-precision panels stay
+//! half and are widened in registers; wasm has no instruction for that and gets f32 panels.
 
 // `Isa` and `cap` serve the x86-64 kernels only.
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
@@ -128,9 +128,10 @@ pub(crate) fn matmul(
                     let cols = tc.min(n - j - off);
                     let y = &mut y[i0 * ldy + j + off..];
                     match cpu.isa() {
-                        // SAFETY (every kernel): a CpuLevel of this Isa exists only if the CPU has it; the
-                        // asserts above bound every access (`rows` rows of `x` and `y`, one panel
-                        // of `nr` columns read from column `off`, `cols` ≤ `tc` outputs per row).
+                        // SAFETY (every kernel): a CpuLevel of this Isa exists only if the CPU
+                        // has it; the asserts above bound every access (`rows` rows of `x` and
+                        // `y`, one panel of `nr` columns read from column `off`, `cols` ≤ `tc`
+                        // outputs per row).
                         #[cfg(target_arch = "x86_64")]
                         Isa::Avx512 => unsafe { avx512::tile(x, panel, y, rows, cols, ldy, off) },
                         #[cfg(target_arch = "x86_64")]
@@ -323,7 +324,7 @@ packed_kernel!(
 );
 
 /// The WebAssembly kernel: the x86-64 ones' structure with 4-lane vectors, a multiply then an add
-/// (wasm has no fused multiply-add), tiles of up to 6 rows × 8 columns.
+/// (wasm has no fused multiply-add), tiles of up to 4 rows × 8 columns.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
     use std::arch::wasm32::*;
@@ -357,6 +358,7 @@ mod simd128 {
                         v128_load(p.add(4) as *const v128),
                     )
                 }),
+                // Panels packed as f16 elsewhere (a panels file); weights packed here are f32.
                 Floats::F16(d) => rows::<MR>(x, w.k, y, cols, ldy, |kk| {
                     let h = |i: usize| d.get_unchecked(kk * PANEL + off + i).to_f32();
                     (f32x4(h(0), h(1), h(2), h(3)), f32x4(h(4), h(5), h(6), h(7)))
@@ -410,7 +412,7 @@ mod simd128 {
         }
     }
 
-    /// `rows` (≤ 6) rows of `x` against columns `off ..` of one panel, `cols` (≤ 8) of them.
+    /// `rows` (≤ 4) rows of `x` against columns `off ..` of one panel, `cols` (≤ 8) of them.
     ///
     /// # Safety
     /// `x` and `y` hold `rows` rows (of `w.k`, and of stride `ldy` with `cols` outputs), the
@@ -430,9 +432,7 @@ mod simd128 {
                 1 => tile_of::<1>(x, w, y, cols, ldy, off),
                 2 => tile_of::<2>(x, w, y, cols, ldy, off),
                 3 => tile_of::<3>(x, w, y, cols, ldy, off),
-                4 => tile_of::<4>(x, w, y, cols, ldy, off),
-                5 => tile_of::<5>(x, w, y, cols, ldy, off),
-                _ => tile_of::<6>(x, w, y, cols, ldy, off),
+                _ => tile_of::<4>(x, w, y, cols, ldy, off),
             }
         }
     }
