@@ -25,3 +25,9 @@ fi
 SEMBED_WASM_PKG=wasm/pkg SEMBED_WASM_PKG_SMALL=wasm/pkg-small SEMBED_MINILM="$(scripts/fetch-test-model.sh)" \
   SEMBED_CHROMIUM="$chromium" SEMBED_PLAYWRIGHT="$playwright" SEMBED_WASM_OUT=target/wasm-test-out \
   node --test wasm/tests/
+# The relaxed-SIMD build (fused multiply-adds): Node 20 runs it behind a V8 flag; the same
+# fidelity tests on it (the browser test above already loaded it in Chromium).
+if node --v8-options | grep -- --experimental-wasm-relaxed-simd >/dev/null; then
+  SEMBED_WASM_PKG=wasm/pkg SEMBED_MINILM="$(scripts/fetch-test-model.sh)" \
+    node --experimental-wasm-relaxed-simd --test wasm/tests/node.test.mjs
+fi

@@ -1,6 +1,6 @@
 // The demo page in headless Chromium (issue #18): the page loads the package and a Model2Vec model
-// over HTTP from the loopback server, a query typed into the box ranks the expected sentence first,
-// and the page's vectors equal Node's. Screenshot: $SEMBED_WASM_OUT/demo.png.
+// over HTTP from the loopback server (its relaxed-SIMD build), a query typed into the box ranks
+// the expected sentence first, and the page's vectors equal Node's. Screenshot: $SEMBED_WASM_OUT/demo.png.
 //
 // Needs SEMBED_CHROMIUM (the browser) and SEMBED_PLAYWRIGHT (the playwright-core package folder);
 // scripts/test-wasm.sh installs both. Missing, the test fails with the reason; it never skips.
@@ -75,6 +75,8 @@ test("the page's vectors equal Node's", async () => {
   const texts = ["weather forecast", "A man is playing a guitar on the stage.", "ünïcödé — 東京 🙂"];
   const inPage = await page.evaluate((t) => window.sembedDemo.model.embed(t).map((v) => Array.from(v)), texts);
   const inNode = model.embed(texts);
+  // Chromium runs relaxed SIMD: the page took the package's relaxed build.
+  assert.equal(await page.evaluate(() => window.sembedDemo.model.info().cpu), "simd128-relaxed");
   for (let i = 0; i < texts.length; i++) {
     assert.equal(inPage[i].length, inNode[i].length);
     // Same wasm, same bytes: the same floats.

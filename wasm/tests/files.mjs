@@ -51,3 +51,12 @@ export function cos(a, b) {
   }
   return d / Math.sqrt(na * nb);
 }
+
+/** Whether this engine runs relaxed SIMD (the probe index.js uses to pick its build). */
+export function relaxedSimd() {
+  const v128 = [0xfd, 0x0c, ...new Array(16).fill(0)];
+  const body = [0x00, ...v128, ...v128, ...v128, 0xfd, 0x85, 0x02, 0x0b];
+  const module = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b];
+  module.push(0x03, 0x02, 0x01, 0x00, 0x0a, body.length + 2, 0x01, body.length, ...body);
+  return WebAssembly.validate(new Uint8Array(module));
+}

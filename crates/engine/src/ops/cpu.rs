@@ -7,7 +7,8 @@
 pub(crate) enum Isa {
     /// Plain Rust loops (and `matrixmultiply`'s own kernels).
     Portable,
-    /// WebAssembly 128-bit SIMD (a build with `+simd128`; no FMA, no F16 conversion).
+    /// WebAssembly 128-bit SIMD (a build with `+simd128`; no F16 conversion; FMA only in a build
+    /// with relaxed SIMD too).
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     Simd128,
     /// AVX2 + FMA + F16C.
@@ -89,6 +90,7 @@ impl CpuLevel {
     pub(crate) fn name(self) -> &'static str {
         match self.0 {
             Isa::Portable => "portable",
+            Isa::Simd128 if cfg!(target_feature = "relaxed-simd") => "simd128-relaxed",
             Isa::Simd128 => "simd128",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
