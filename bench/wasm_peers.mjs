@@ -41,6 +41,7 @@ const refs = { 384: path.join(root, "tests/data/minilm-stsb.npy"), 256: path.joi
 // name -> [group, description]; the group's first system is the one the ratios divide.
 const ALL = {
   "sembed-wasm": ["minilm", "**sembed npm package** (WebAssembly, simd128), all-MiniLM-L6-v2 safetensors f32"],
+  "sembed-wasm-relaxed": ["minilm", "**sembed npm package**, its relaxed-SIMD build (FMA; Node 20 with `--experimental-wasm-relaxed-simd`)"],
   "tjs-wasm": ["minilm", "transformers.js + onnxruntime-web (WebAssembly, `ort-wasm-simd-threaded.wasm`), ONNX fp32"],
   "tjs-wasm-2t": ["minilm", "transformers.js + onnxruntime-web, as above, `numThreads` 2 (Node worker threads)"],
   "tjs-wasm-asyncify": ["minilm", "transformers.js + onnxruntime-web, `.asyncify` build (what transformers.js loads in a browser)"],
@@ -53,7 +54,7 @@ const ALL = {
   "sembed-native-static": ["static", "reference: native `sembed embed`, m2v-minilm-256 (whole process)"],
 };
 const THREADS = {
-  "sembed-wasm": "1", "tjs-wasm": "1", "tjs-wasm-2t": "2", "tjs-wasm-asyncify": "1", "tjs-node-1t": "1",
+  "sembed-wasm": "1", "sembed-wasm-relaxed": "1", "tjs-wasm": "1", "tjs-wasm-2t": "2", "tjs-wasm-asyncify": "1", "tjs-node-1t": "1",
   "tjs-node": "default", "sembed-native-1t": "1", "sembed-native": String(os.cpus().length),
   "sembed-wasm-static": "1", "m2v-rs-wasm": "1", "sembed-native-static": String(os.cpus().length),
 };
@@ -88,7 +89,11 @@ const fail = (what, r) => {
 
 /** One Node worker: run.mjs's JSON line plus the whole-process wall time. */
 async function nodeSystem(system, out) {
-  const r = await run(process.execPath, [path.join(root, "bench/wasm-peers/run.mjs"), system, ...(out ? [out] : [])], cfg);
+  // The relaxed-SIMD row: the same package in a Node that validates relaxed SIMD (a V8 flag in
+  // Node 20), so index.js takes its relaxed build.
+  const flags = system === "sembed-wasm-relaxed" ? ["--experimental-wasm-relaxed-simd"] : [];
+  const argv = [...flags, path.join(root, "bench/wasm-peers/run.mjs"), system, ...(out ? [out] : [])];
+  const r = await run(process.execPath, argv, cfg);
   if (r.code !== 0) fail(system, r);
   const line = r.stdout.trim().split("\n").pop();
   return { ...JSON.parse(line), wall_ms: r.wall_ms };

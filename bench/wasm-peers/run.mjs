@@ -31,6 +31,7 @@ const url = (...p) => pathToFileURL(path.join(...p)).href;
 // Each system: import() -> { load() -> embed(texts) -> Float32Array (n * dim, input order) }.
 const systems = {
   "sembed-wasm": () => sembed(env("MODEL_DIR")),
+  "sembed-wasm-relaxed": () => sembed(env("MODEL_DIR")), // started with the V8 flag by wasm_peers.mjs
   "sembed-wasm-static": () => sembed(env("M2V_DIR")),
   "m2v-rs-wasm": () => m2vRs(env("M2V_DIR")),
   "tjs-node": () => tjsNode(0), // ORT's default intra-op threads (0 = its own choice)
