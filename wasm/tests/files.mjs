@@ -1,5 +1,6 @@
 // What the package's tests and benchmark share: a model folder's files by relative name, the
 // STS-B sentences, reference vectors (.npy) and the cosine.
+import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -59,4 +60,19 @@ export function relaxedSimd() {
   const module = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b];
   module.push(0x03, 0x02, 0x01, 0x00, 0x0a, body.length + 2, 0x01, body.length, ...body);
   return WebAssembly.validate(new Uint8Array(module));
+}
+
+/** The smallest cosine between `got` and the reference rows, and where. */
+export function minCosine(got, ref) {
+  assert.equal(got.length, ref.rows);
+  let min = 1, at = -1;
+  got.forEach((v, i) => {
+    assert.equal(v.length, ref.cols);
+    const c = cos(v, ref.values.subarray(i * ref.cols, (i + 1) * ref.cols));
+    if (!(c >= min)) {
+      min = c;
+      at = i;
+    }
+  });
+  return { min, at };
 }

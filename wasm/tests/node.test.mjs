@@ -11,28 +11,13 @@ import path from "node:path";
 import test from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-import { cos, folder, npy, relaxedSimd, stsb } from "./files.mjs";
+import { cos, folder, minCosine, npy, relaxedSimd, stsb } from "./files.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const pkg = process.env.SEMBED_WASM_PKG ?? path.join(root, "wasm/pkg");
 const minilm = process.env.SEMBED_MINILM;
 const data = path.join(root, "tests/data");
 const { load, similarity } = await import(pathToFileURL(path.join(pkg, "index.js")).href);
-
-/** The smallest cosine between `got` and the reference rows, and where. */
-function minCosine(got, ref) {
-  assert.equal(got.length, ref.rows);
-  let min = 1, at = -1;
-  got.forEach((v, i) => {
-    assert.equal(v.length, ref.cols);
-    const c = cos(v, ref.values.subarray(i * ref.cols, (i + 1) * ref.cols));
-    if (!(c >= min)) {
-      min = c;
-      at = i;
-    }
-  });
-  return { min, at };
-}
 
 const sentences = stsb();
 
