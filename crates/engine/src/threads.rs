@@ -578,17 +578,22 @@ mod tests {
                 let team = team.expect("a permit is free");
                 team.fail_next_job();
                 let x = vec![1.0f32; m * k];
-                let mut y = vec![0f32; m * n];
-                team.matmul(
-                    &x,
-                    crate::ops::Weights::Rows(crate::ops::Floats::F32(&w)),
-                    &mut y,
-                    (m, k, n),
-                    crate::ops::CpuLevel::portable(),
-                );
+                // The helper fails on the first product it takes up; the caller withdraws those
+                // it finished alone before the helper came, so it posts products until one fails.
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_secs(60) {
+                    let mut y = vec![0f32; m * n];
+                    team.matmul(
+                        &x,
+                        crate::ops::Weights::Rows(crate::ops::Floats::F32(&w)),
+                        &mut y,
+                        (m, k, n),
+                        crate::ops::CpuLevel::portable(),
+                    );
+                }
             })
         }));
-        assert!(r.is_err());
+        assert!(r.is_err(), "the helper never took a product up in 60 s");
         // The pool still works.
         assert!(pool.with_helper(|t| t.is_some()));
     }

@@ -6,6 +6,10 @@
 //! copy of the input into its buffer, added after — so neither waits long for the other whatever
 //! their speeds. (A fixed half each left this thread waiting 21.7 µs per product on average, the
 //! chunks 10.4 µs; f32 single-sentence latency 3.64 → 2.89 ms in one slow period of the host.)
+//! A helper that has not taken up a product by the time this thread has claimed every chunk is
+//! not waited for: the product is withdrawn from it. Waiting for it made a cold one-sentence run
+//! take 100–140 ms instead of 4 when another process held the second core (the helper, queued
+//! there, was not running, and this thread spun).
 //! Plain `Mutex` + atomics: no unsafe, no allocation per job once the buffers have grown.
 
 use std::sync::Mutex;
@@ -92,6 +96,9 @@ fn word_range(v: u64) -> (usize, usize) {
 /// A helper thread's mailbox, shared for the duration of one forward pass.
 pub(crate) struct Team<'w> {
     posted: AtomicUsize,
+    /// The last ticket decided: the helper took it up, or this thread withdrew it. Whoever moves
+    /// it from `ticket − 1` to `ticket` first decides; the other leaves the product alone.
+    decided: AtomicUsize,
     /// Chunks not yet claimed, `range_word(lo, hi)`: this thread takes from the left, the helper
     /// from the right.
     unclaimed: AtomicU64,
@@ -109,6 +116,7 @@ impl<'w> Team<'w> {
     pub(crate) fn new() -> Self {
         Team {
             posted: AtomicUsize::new(0),
+            decided: AtomicUsize::new(0),
             unclaimed: AtomicU64::new(0),
             finished: AtomicUsize::new(0),
             quit: AtomicBool::new(false),
@@ -143,6 +151,11 @@ impl<'w> Team<'w> {
             let posted = self.posted.load(Ordering::Acquire);
             if posted != seen {
                 seen = posted;
+                // The caller may have done the whole product already and withdrawn it.
+                if !self.decide(posted) {
+                    idle = 0;
+                    continue;
+                }
                 #[cfg(test)]
                 assert!(
                     !self.fail_next.swap(false, Ordering::AcqRel),
@@ -187,6 +200,13 @@ impl<'w> Team<'w> {
     /// Ends [`serve`](Self::serve).
     pub(crate) fn stop(&self) {
         self.quit.store(true, Ordering::Release);
+    }
+
+    /// Settles who owns ticket `ticket`'s decision: true for the first of the two threads to ask.
+    fn decide(&self, ticket: usize) -> bool {
+        self.decided
+            .compare_exchange(ticket - 1, ticket, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Takes one chunk from the given end of the unclaimed range, if any is left.
@@ -239,6 +259,11 @@ impl<'w> Team<'w> {
         while let Some(c) = self.claim(Side::Left) {
             let (j, width) = (c * chunk, chunk.min(n - c * chunk));
             w.matmul_columns(x, &mut y[j..], (m, k), (j, width), n, cpu);
+        }
+        // Every chunk is claimed. A helper that has not taken the product up yet (busy elsewhere,
+        // or not scheduled) is not waited for: withdrawn, it computed nothing.
+        if self.decide(ticket) {
+            return;
         }
         let mut idle = 0;
         while self.finished.load(Ordering::Acquire) != ticket {
@@ -293,6 +318,38 @@ mod tests {
             team.stop();
             r
         })
+    }
+
+    /// A helper that never takes a product up (not scheduled: another process holds its core) is
+    /// not waited for: the products complete on this thread alone, bit for bit the same. Waiting
+    /// for its acknowledgement hung here (and cost a cold start 100 ms when it came late).
+    #[test]
+    fn an_absent_helper_is_not_waited_for() {
+        let (m, k, n) = (3, 16, 5 * 48 + 7);
+        let w: Vec<f32> = (0..n * k).map(|i| (i % 11) as f32 * 0.25 - 1.0).collect();
+        let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
+        let cpu = CpuLevel::best();
+        let mut want = vec![0.5f32; m * n];
+        matmul_nt(&x, Floats::F32(&w), &mut want, m, k, n, n, cpu);
+        let (tx, rx) = std::sync::mpsc::channel();
+        // A thread of its own, so that a wait that never ends fails the test instead of hanging it.
+        std::thread::spawn(move || {
+            let team = Team::new(); // nobody serves it
+            let got: Vec<Vec<f32>> = (0..3)
+                .map(|_| {
+                    let mut y = vec![0.5f32; m * n];
+                    team.matmul(&x, Weights::Rows(Floats::F32(&w)), &mut y, (m, k, n), cpu);
+                    y
+                })
+                .collect();
+            let _ = tx.send(got);
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the products waited for a helper that never came");
+        for y in got {
+            assert_eq!(y, want);
+        }
     }
 
     /// Bit for bit what one thread computes, for products of one chunk, many chunks and a ragged
