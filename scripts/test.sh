@@ -47,6 +47,18 @@ python/tests/run.sh
 # The npm package (WebAssembly, wasm/): built with its toolchain (installed when missing), then
 # Node's test runner against sentence-transformers' and model2vec's reference vectors.
 scripts/test-wasm.sh
+# The fully static musl binary (scripts/build-musl.sh: Debian's rustc-web builds std for musl; the
+# toolchain is installed when missing): no dynamic dependencies (checked by the script), and the
+# same vectors, bit for bit, as the glibc build for the built-in, an f32 folder and a static model.
+scripts/build-musl.sh
+awk -F'\t' 'NR <= 300 { print $6 }' tests/data/stsb-test.tsv >"$tmp/musl-input.txt"
+for model in "" "$(scripts/fetch-test-model.sh)" tests/data/m2v-minilm-256; do
+  target/release/sembed embed -q ${model:+-m "$model"} -f f32 --input "$tmp/musl-input.txt" -o "$tmp/glibc.f32"
+  target/musl/x86_64-unknown-linux-musl/dist/sembed embed -q ${model:+-m "$model"} -f f32 \
+    --input "$tmp/musl-input.txt" -o "$tmp/musl.f32"
+  cmp "$tmp/glibc.f32" "$tmp/musl.f32" ||
+    { echo "musl and glibc builds give different vectors (model: ${model:-built-in})" >&2; exit 1; }
+done
 # The lean library (no built-in model, no hub, no distillation) loads model folders and passes its
 # tests too; without the `tokenizers` crate as well (the small WebAssembly build's engine: WordPiece
 # only, other tokenizers a clear error), its unit tests and the tokenizer tests.

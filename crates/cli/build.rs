@@ -15,4 +15,9 @@ fn main() {
     if os == "linux" && !features.split(',').any(|f| f == "crt-static") {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
+    // musl (scripts/build-musl.sh): jemalloc, compiled by musl-gcc, calls libgcc's helpers
+    // (`__popcountdi2`), and rustc links with `-nodefaultlibs`.
+    if std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("musl") {
+        println!("cargo:rustc-link-arg-bins=-lgcc");
+    }
 }

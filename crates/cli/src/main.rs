@@ -12,6 +12,15 @@ mod progress;
 
 use std::process::ExitCode;
 
+// The `_Unwind_*` functions std calls, on musl (see crates/cli/Cargo.toml).
+#[cfg(target_env = "musl")]
+use unwinding as _;
+
+/// musl's allocator unmaps large buffers on every free; jemalloc keeps them (see Cargo.toml).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     // Past a file size limit (`ulimit -f`) a write then fails with EFBIG, reported as an error
     // (the index keeps its last complete state), instead of the signal killing the process.
