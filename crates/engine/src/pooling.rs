@@ -103,7 +103,9 @@ impl Pooling {
         self.modes.len() * hidden
     }
 
-    /// Pools `states` (`[len, hidden]`, `len` ≥ 1) and appends the result to `out`.
+    /// Pools `states` (`[len, hidden]`) and appends the result to `out`. No states (a text of no
+    /// tokens, from a tokenizer that adds no special tokens) pool to zeros in every mode — what
+    /// sentence-transformers' mean pooling gives such a text (its sum divided by the clamped count).
     ///
     /// ```
     /// let mut out = Vec::new();
@@ -111,7 +113,11 @@ impl Pooling {
     /// assert_eq!(out, [2.0, 3.0]);
     /// ```
     pub fn pool(&self, states: &[f32], hidden: usize, out: &mut Vec<f32>) {
-        let len = states.len() / hidden;
+        let len = states.len() / hidden.max(1);
+        if len == 0 {
+            out.resize(out.len() + hidden * self.modes.len(), 0.0);
+            return;
+        }
         let rows = || states.chunks_exact(hidden);
         for mode in &self.modes {
             let at = out.len();
@@ -157,6 +163,28 @@ impl Pooling {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// No tokens pool to zeros in every mode (found by fuzzing: CLS pooling indexed row 0).
+    #[test]
+    fn no_tokens_pool_to_zeros() {
+        let modes = [
+            PoolingMode::Cls,
+            PoolingMode::Max,
+            PoolingMode::Mean,
+            PoolingMode::MeanSqrtLen,
+            PoolingMode::WeightedMean,
+            PoolingMode::LastToken,
+        ];
+        let p = Pooling {
+            modes: modes.to_vec(),
+            include_prompt: true,
+        };
+        let mut out = vec![7.0];
+        p.pool(&[], 3, &mut out);
+        assert_eq!(out.len(), 1 + 3 * modes.len());
+        assert_eq!(out[0], 7.0);
+        assert!(out[1..].iter().all(|&v| v == 0.0));
+    }
 
     fn pool(modes: &[PoolingMode], states: &[f32], h: usize) -> Vec<f32> {
         let mut out = Vec::new();

@@ -337,6 +337,11 @@ impl<'a> BertLayer<'a> {
         let scale = 1.0 / (dh as f32).sqrt();
         let mut bias_at = 0; // offset of this sequence's [heads, len, len] block in ws.pos_bias
         for &(start, len) in &batch.seqs {
+            // A text of no tokens (a tokenizer without special tokens, an empty text) has no
+            // attention to compute; its pooled vector is zeros (found by fuzzing).
+            if len == 0 {
+                continue;
+            }
             let scores = grow(&mut ws.scores, len * len); // [len, len]
             let bias = (!ws.pos_bias.is_empty())
                 .then(|| &ws.pos_bias[bias_at..bias_at + d.heads * len * len]);

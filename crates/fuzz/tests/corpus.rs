@@ -1,0 +1,66 @@
+//! Replays, on stable, what the fuzzers of `fuzz/` found worth keeping: every file of
+//! `fuzz/corpus/<target>/` (the minimized corpora) and `fuzz/regressions/<target>/` (each crash
+//! input found, kept after its fix), through the same harnesses. A missing or empty corpus is an
+//! error, not a silent pass.
+
+use std::path::{Path, PathBuf};
+
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let corpus = root.join("corpus").join(target);
+    let entries = std::fs::read_dir(&corpus)
+        .unwrap_or_else(|e| panic!("{}: {e} (committed with the target)", corpus.display()));
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.expect("directory entry").path())
+        .collect();
+    // Crash inputs, once a fuzzer has found some (none yet is no folder).
+    if let Ok(entries) = std::fs::read_dir(root.join("regressions").join(target)) {
+        files.extend(entries.map(|e| e.expect("directory entry").path()));
+    }
+    files.sort();
+    files
+}
+
+fn replay(target: &str, harness: impl Fn(&[u8])) {
+    let files = inputs(target);
+    assert!(!files.is_empty(), "no inputs for {target}");
+    for f in &files {
+        let data = std::fs::read(f).expect("read input");
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| harness(&data)));
+        assert!(result.is_ok(), "{target}: {} panics", f.display());
+    }
+    eprintln!("{target}: {} inputs replayed", files.len());
+}
+
+#[test]
+fn wordpiece_corpus() {
+    replay("wordpiece", sembed_fuzz::wordpiece);
+}
+
+#[test]
+fn model_files_corpus() {
+    replay("model_files", |d| {
+        sembed_fuzz::model_files(d);
+    });
+}
+
+/// The harness is not vacuous: the fixture's own files, put back in place, load and embed.
+#[test]
+fn model_files_seeds_load() {
+    for i in 0..sembed_fuzz::MODEL_FILE_COUNT {
+        assert!(
+            sembed_fuzz::model_files(&sembed_fuzz::model_files_seed(i)),
+            "seed {i}"
+        );
+    }
+}
+
+/// And it does reject what it should: an empty safetensors file, a config that is not JSON.
+#[test]
+fn model_files_rejects_broken_files() {
+    let at = |name| sembed_fuzz::model_file_index(name).expect("a file of the fixture");
+    assert!(!sembed_fuzz::model_files(&[at("model.safetensors")]));
+    let mut config = vec![at("config.json")];
+    config.extend_from_slice(b"{not json");
+    assert!(!sembed_fuzz::model_files(&config));
+}
