@@ -245,3 +245,29 @@ fn special_ids_follow_the_post_processor() {
     json["post_processor"]["single"] = serde_json::json!([s("<s>"), s("<s>"), a]);
     assert_eq!(tok(&json), (vec![0, 0], vec![]));
 }
+
+/// A template placing a special token its table does not define is refused at load: the
+/// `tokenizers` crate would panic on every text (found by fuzzing, fuzz/regressions/model_files).
+#[test]
+#[cfg(feature = "tokenizers")]
+fn a_template_with_an_undefined_special_token_is_refused() {
+    for fixture in ["tiny-bert-cls", "tiny-xlmr-mean"] {
+        let path = data(&format!("fixtures/{fixture}/tokenizer.json"));
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let table = json["post_processor"]["special_tokens"]
+            .as_object_mut()
+            .unwrap();
+        let last = table.keys().next_back().unwrap().clone();
+        let entry = table.remove(&last).unwrap();
+        table.insert(format!("{last}-renamed"), entry);
+        let err = sembed::Tokenizer::from_json(json.to_string().as_bytes(), &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("special_tokens does not define"),
+            "{fixture}: {err}"
+        );
+        assert!(err.contains(&last), "{fixture}: {err}");
+    }
+}

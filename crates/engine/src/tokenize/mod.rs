@@ -132,7 +132,7 @@ impl Tokenizer {
                 backend: Backend::Native(Box::new(wp)),
             });
         }
-        Self::hf_from_json(&bytes, &file.model, path)
+        Self::hf_from_json(&bytes, &file, path)
     }
 
     /// Loads through the `tokenizers` crate even when the native path would apply (for testing).
@@ -140,10 +140,15 @@ impl Tokenizer {
     pub fn from_json_hf(bytes: &[u8], path: &Path) -> Result<Self> {
         let file: TokenizerFile<'_> = serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid(path, format!("not a valid tokenizer.json: {e}")))?;
-        Self::hf_from_json(bytes, &file.model, path)
+        Self::hf_from_json(bytes, &file, path)
     }
 
-    fn hf_from_json(bytes: &[u8], section: &ModelSection, path: &Path) -> Result<Self> {
+    fn hf_from_json(bytes: &[u8], file: &TokenizerFile<'_>, path: &Path) -> Result<Self> {
+        // The tokenizers crate panics at encode time on a template naming a special token its
+        // table lacks (found by fuzzing): refused here, at load.
+        check_templates(&raw_value(file.post_processor, path)?)
+            .map_err(|e| Error::invalid(path, format!("post_processor: {e}")))?;
+        let section = &file.model;
         let model = match section.kind.as_deref() {
             Some("WordPiece") => "WordPiece",
             Some("Unigram") => "Unigram",
@@ -488,6 +493,33 @@ fn native_from_json(
     wp.prefix_ids = prefix_ids;
     wp.suffix_ids = suffix_ids;
     Ok(Some(wp))
+}
+
+/// Every special token a template (`TemplateProcessing`, alone or in a `Sequence`) places must be
+/// in its `special_tokens` table: the `tokenizers` crate indexes the table without checking. Its
+/// deserializer tries each processor kind in turn whatever `type` says, so neither does this.
+fn check_templates(pp: &Value) -> std::result::Result<(), String> {
+    pp["processors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .try_for_each(check_templates)?;
+    for which in ["single", "pair"] {
+        for piece in pp[which].as_array().into_iter().flatten() {
+            if let Some(id) = piece.get("SpecialToken").map(|s| &s["id"]) {
+                let known = id
+                    .as_str()
+                    .is_some_and(|id| pp["special_tokens"].get(id).is_some());
+                if !known {
+                    return Err(format!(
+                        "the {which} template places the special token {id}, which \
+                         special_tokens does not define"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Special tokens before and after a single sequence, for the post-processors of BERT-like models:
