@@ -113,11 +113,11 @@ impl Pooling {
     /// assert_eq!(out, [2.0, 3.0]);
     /// ```
     pub fn pool(&self, states: &[f32], hidden: usize, out: &mut Vec<f32>) {
-        let len = states.len() / hidden.max(1);
-        if len == 0 {
+        if states.is_empty() {
             out.resize(out.len() + hidden * self.modes.len(), 0.0);
             return;
         }
+        let len = states.len() / hidden;
         let rows = || states.chunks_exact(hidden);
         for mode in &self.modes {
             let at = out.len();
