@@ -35,6 +35,11 @@ impl Chunk {
         self.texts.len()
     }
 
+    /// Whether it has no text.
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+
     /// The texts, borrowed.
     pub fn strs(&self) -> Vec<&str> {
         self.texts.iter().map(|r| &self.buf[r.clone()]).collect()
@@ -136,9 +141,8 @@ pub fn open(
     input: Option<&Path>,
     format: Option<InputFormat>,
 ) -> anyhow::Result<Input> {
-    // Chunks in flight at most: what bounds memory while the model is slower than the input.
-    let (tx, rx) = sync_channel(4);
     if !args.is_empty() {
+        let (tx, rx) = sync_channel(1);
         let mut chunk = Chunk {
             line_count: args.len(),
             ..Default::default()
@@ -180,6 +184,18 @@ pub fn open(
         Some(e) if e == "jsonl" || e == "ndjson" => InputFormat::Jsonl,
         _ => InputFormat::Lines,
     });
+    from_reader(reader, name, size, format)
+}
+
+/// Starts reading texts from `reader` (named `name` in messages, `size` bytes long if known) on
+/// a reader thread.
+pub fn from_reader(
+    reader: Box<dyn Read + Send>,
+    name: String,
+    size: Option<u64>,
+    format: InputFormat,
+) -> anyhow::Result<Input> {
+    let (tx, rx) = sync_channel(IN_FLIGHT);
     let thread_name = name.clone();
     let reader = std::thread::Builder::new()
         .name("sembed-input".into())
@@ -193,8 +209,22 @@ pub fn open(
     })
 }
 
+/// All of `bytes` as one chunk, parsed at once: what [`from_reader`]'s chunks add up to, however
+/// the reads fell (the fuzz target `input` checks that they do).
+pub fn parse_all(bytes: Vec<u8>, name: &str, format: InputFormat) -> anyhow::Result<Chunk> {
+    parse(bytes, name, format, &mut 0)
+}
+
+/// Chunks in flight at most: what bounds memory while the model is slower than the input.
+const IN_FLIGHT: usize = 4;
+
 /// Bytes asked for per read: a pipe returns what it has, a file this much.
 const READ: usize = 256 * 1024;
+
+/// Longest line (one text) read, in bytes: a line is held whole until its newline, so without a
+/// bound a stream with no newline grew until an allocation failed (an abort). 64 MiB is far past
+/// any model's token limit.
+pub const MAX_LINE: usize = 64 << 20;
 
 /// Reads `r` to the end, sending a chunk per read that completed at least one line.
 fn read_all(
@@ -221,6 +251,13 @@ fn read_all(
         // Only the new bytes can hold the last newline (a long line must not be rescanned).
         let Some(nl) = buf[..n].iter().rposition(|&b| b == b'\n') else {
             pending.extend_from_slice(&buf[..n]);
+            if pending.len() > MAX_LINE {
+                let _ = tx.send(Err(anyhow::anyhow!(
+                    "{name}:{}: a line over the limit of {MAX_LINE} bytes",
+                    line_no + 1
+                )));
+                return;
+            }
             continue;
         };
         let last_nl = pending.len() + nl;

@@ -1,16 +1,10 @@
 //! The `sembed` command. Parsing and dispatch only: the definitions are in `args.rs`, each
-//! command's execution in `commands/`, and the work in the `sembed` library.
-
-mod args;
-mod commands;
-mod hits;
-mod input;
-mod model;
-mod output;
-mod printer;
-mod progress;
+//! command's execution in `commands/` (the `sembed_cli` library), and the work in the `sembed`
+//! library.
 
 use std::process::ExitCode;
+
+use sembed_cli::{args, commands, printer};
 
 // The `_Unwind_*` functions std calls, on musl (see crates/cli/Cargo.toml).
 #[cfg(target_env = "musl")]

@@ -306,9 +306,14 @@ fn write_row(w: &mut impl Write, row: &Row<'_>, sep: &str) -> io::Result<()> {
 
 /// Reads a float32 C-order `.npy` of shape `(n, dim)` (what `--format npy` writes).
 pub fn read_npy(path: &std::path::Path) -> anyhow::Result<Embeddings> {
-    let bad = |why: &str| anyhow::anyhow!("invalid {}: {why}", path.display());
     let b = std::fs::read(path)
         .map_err(|e| anyhow::Error::new(e).context(format!("cannot read {}", path.display())))?;
+    parse_npy(&b, &path.display().to_string())
+}
+
+/// [`read_npy`] of bytes in memory (`name` for messages).
+pub fn parse_npy(b: &[u8], name: &str) -> anyhow::Result<Embeddings> {
+    let bad = |why: &str| anyhow::anyhow!("invalid {name}: {why}");
     if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
         return Err(bad("not a .npy file"));
     }

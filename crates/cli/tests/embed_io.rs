@@ -525,3 +525,42 @@ fn calibration_width_is_checked_first() {
         "{err}"
     );
 }
+
+/// A line longer than the reader's limit (64 MiB: far past any model's token limit) is an error
+/// naming it, not a buffer grown until the allocation fails; a line under it is embedded
+/// (truncated to the model's limit).
+#[test]
+fn a_line_over_the_limit_is_an_error() {
+    let limit = sembed_cli::input::MAX_LINE;
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.txt");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+    f.write_all(b"first line\n").unwrap();
+    let chunk = b"word ".repeat(1 << 16);
+    for _ in 0..=limit / chunk.len() {
+        f.write_all(&chunk).unwrap();
+    }
+    drop(f);
+    let out = sembed()
+        .args(["embed", "-q", "-m"])
+        .arg(tiny())
+        .arg("--input")
+        .arg(&big)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "big.txt:2: a line over the limit of {limit} bytes"
+        )),
+        "{err}"
+    );
+    let fits = dir.path().join("fits.txt");
+    std::fs::write(&fits, b"word ".repeat(1 << 20)).unwrap();
+    ok(sembed()
+        .args(["embed", "-q", "-m"])
+        .arg(tiny())
+        .arg("--input")
+        .arg(&fits));
+}
