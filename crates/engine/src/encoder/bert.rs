@@ -480,14 +480,10 @@ impl<'a> BertModel<'a> {
             head_dim: cfg.hidden_size / cfg.num_attention_heads,
             intermediate: cfg.intermediate_size,
             max_positions: cfg.max_position_embeddings,
-            max_tokens: match flavor {
-                Flavor::Bert => cfg.max_position_embeddings,
-                _ => cfg
-                    .max_position_embeddings
-                    .saturating_sub(cfg.pad_token_id.unwrap_or(1) as usize + 1),
-            },
+            max_tokens: max_tokens(cfg, flavor),
             vocab: cfg.vocab_size,
         };
+        check_scratch(cfg, flavor, config_path)?;
         let prefix = tensor_prefix(w, "embeddings.word_embeddings.weight");
         // The word-embedding table (half the file) is only read a row per token.
         if let Some(table) = w.tensor_bytes(&format!("{prefix}embeddings.word_embeddings.weight")) {
@@ -567,6 +563,55 @@ impl<'a> BertModel<'a> {
     /// The storage dtype of the big matrices (for `info`).
     pub(crate) fn weight_dtype(&self) -> &'static str {
         self.embeddings.word_embeddings.dtype_name()
+    }
+}
+
+/// Longest sequence the position table covers (RoBERTa/MPNet lose `padding_idx + 1` rows).
+fn max_tokens(cfg: &TransformerConfig, flavor: Flavor) -> usize {
+    match flavor {
+        Flavor::Bert => cfg.max_position_embeddings,
+        _ => cfg
+            .max_position_embeddings
+            .saturating_sub(cfg.pad_token_id.unwrap_or(1) as usize + 1),
+    }
+}
+
+/// Refuses sizes whose [`Workspace`] for one batch (up to `MAX_BATCH_TOKENS` tokens, or one
+/// sequence of up to the model's limit) would pass `MAX_SCRATCH_BYTES`.
+pub(crate) fn check_scratch(
+    cfg: &TransformerConfig,
+    flavor: Flavor,
+    config_path: &std::path::Path,
+) -> Result<()> {
+    let bytes = || {
+        let l = max_tokens(cfg, flavor) as u64;
+        let t = l.max(super::MAX_BATCH_TOKENS as u64);
+        // hidden, q, k, v, ctx: [T, H]; inter: [T, I]; scores: [L, L].
+        let per_token = (cfg.hidden_size as u64)
+            .checked_mul(5)?
+            .checked_add(cfg.intermediate_size as u64)?;
+        let mut floats = t.checked_mul(per_token)?.checked_add(l.checked_mul(l)?)?;
+        if flavor == Flavor::MpNet {
+            // pos_bias: Σ heads × len² ≤ heads × L × T.
+            let heads = cfg.num_attention_heads as u64;
+            floats = floats.checked_add(heads.checked_mul(l)?.checked_mul(t)?)?;
+        }
+        floats.checked_mul(4)
+    };
+    match bytes() {
+        Some(n) if n <= super::MAX_SCRATCH_BYTES => Ok(()),
+        n => Err(Error::invalid(
+            config_path,
+            format!(
+                "hidden_size {}, intermediate_size {} and max_position_embeddings {} need {} bytes \
+                 of scratch memory per batch, over the limit of {}",
+                cfg.hidden_size,
+                cfg.intermediate_size,
+                cfg.max_position_embeddings,
+                n.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
+                super::MAX_SCRATCH_BYTES
+            ),
+        )),
     }
 }
 

@@ -38,6 +38,13 @@ self_cell::self_cell!(
 /// feed-forward buffer of a MiniLM-sized model) however long the inputs are.
 pub(crate) const MAX_BATCH_TOKENS: usize = 1024;
 
+/// Most scratch memory one batch may need at the model's longest sequence, in bytes (per worker
+/// thread; see `bert::Workspace`). config.json's sizes are checked against it at load, so a model
+/// claiming absurd sizes is an error there instead of a failed allocation on its first text:
+/// all-MiniLM-L6-v2 needs 15 MB, all-mpnet-base-v2 55 MB, XLM-R large sizes at 8,192 tokens
+/// (bge-m3's) 0.57 GB.
+pub(crate) const MAX_SCRATCH_BYTES: u64 = 4 << 30;
+
 /// What a run produces per sequence.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Output<'p> {
@@ -85,6 +92,16 @@ impl Transformer {
         config_path: &std::path::Path,
     ) -> Result<()> {
         BertModel::load(weights, config, flavor, config_path).map(drop)
+    }
+
+    /// Checks config.json's sizes alone (before any weights are read or mapped): the scratch
+    /// memory they need must be within `MAX_SCRATCH_BYTES`.
+    pub(crate) fn check_config(
+        config: &TransformerConfig,
+        flavor: Flavor,
+        config_path: &std::path::Path,
+    ) -> Result<()> {
+        bert::check_scratch(config, flavor, config_path)
     }
 
     /// The encoder over `weights` (whose pages `prefetch` maps), then `pooling` and `dense`.

@@ -89,6 +89,12 @@ fn prompts(files: &Files) -> Result<SentenceTransformersConfig> {
     Ok(prompts)
 }
 
+/// Largest weights file given a prepared copy, in bytes. Making one hashes the whole file and
+/// writes its size again to disk: for a sparse file claiming terabytes that was hours of hashing
+/// (0.9 GB/s here) and then a full disk. Larger files are packed in memory instead, as without
+/// a prepared folder (all-mpnet-base-v2's weights are 0.44 GB).
+const MAX_PREPARED_BYTES: u64 = 16 << 30;
+
 /// The prepared copy of `weights` (panels, see `weights::prepared`) when `opts` names a folder
 /// for them and the weights would be packed at load or are the built-in model's; `None` to use
 /// `weights` as they are. `check`
@@ -112,6 +118,9 @@ fn prepare(
         || opts.residency == crate::Residency::Never
         || !crate::ops::packed::worth_packing(opts.cpu.level())
     {
+        return Ok(None);
+    }
+    if weights.file_bytes().len() as u64 > MAX_PREPARED_BYTES {
         return Ok(None);
     }
     check(weights)?;
@@ -148,6 +157,8 @@ fn load_transformer(
             name: arch,
         });
     };
+    // Before the weights are mapped (and their pages read in the background).
+    Transformer::check_config(&config, flavor, &files.label(&config_rel))?;
 
     let st_cfg: SentenceBertConfig = files
         .json(&join(tdir, "sentence_bert_config.json"))?
@@ -443,4 +454,38 @@ fn load_static(
         files: files.src,
         tokenizer_file: tok_rel,
     })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// Weights past `MAX_PREPARED_BYTES` get no prepared copy: it is declined before the weights
+    /// are checked or hashed (here a sparse file, which would hash for 20 s and then fill a disk).
+    #[test]
+    fn weights_past_the_limit_get_no_prepared_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let len = MAX_PREPARED_BYTES + 1;
+        let header =
+            format!(r#"{{"t":{{"dtype":"U8","shape":[{len}],"data_offsets":[0,{len}]}}}}"#);
+        let path = dir.path().join("model.safetensors");
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        if let Err(e) = file.set_len(bytes.len() as u64 + len) {
+            eprintln!("skipped: no sparse file of {len} bytes here ({e})");
+            return;
+        }
+        let weights = SafeTensors::open(&path).unwrap();
+        let files = Files::new(Source::Dir(dir.path().to_path_buf()), None);
+        let opts = LoadOptions {
+            prepared: Some(dir.path().join("prepared")),
+            ..Default::default()
+        };
+        let checked = |_: &SafeTensors| Err(Error::InvalidOption("checked".into()));
+        let copy = prepare(&files, "model.safetensors", &weights, &opts, checked);
+        assert!(matches!(copy, Ok(None)), "{:?}", copy.err());
+        assert!(!dir.path().join("prepared").exists());
+    }
 }

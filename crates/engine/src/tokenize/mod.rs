@@ -33,6 +33,16 @@ use vocab::{Arena, Vocab};
 pub(crate) use wordpiece::Scratch;
 use wordpiece::WordPiece;
 
+/// Most entries of a tokenizer.json's `added_tokens`: a million took 0.5 GB and 0.9 s to load
+/// natively, 1.3 GB and 6.3 s through `tokenizers`; 100,000 take 57 MB and 125 MB (the test
+/// models have 5 and 6).
+pub(crate) const MAX_ADDED_TOKENS: usize = 100_000;
+
+/// Most ids a tokenizer may have (its largest id + 1): [`Tokenizer::tokens_by_id`] makes a string
+/// per id (24 bytes each, 400 MB at the limit), and a single token with id 4,000,000,000 made it
+/// ask for 96 GB (the server's `/tokenize` aborted). The test models have about 30,500 ids.
+pub(crate) const MAX_VOCAB_SIZE: usize = 1 << 24;
+
 /// A loaded tokenizer. Produces the ids sentence-transformers feeds its transformer, specials included.
 ///
 /// ```no_run
@@ -102,11 +112,15 @@ impl Tokenizer {
                 Some((vocab, (at, len)))
             }),
         };
+        if let Some((v, _)) = &scanned {
+            check_id(v.max_id().map(u64::from), path)?;
+        }
         let rest = scanned
             .as_ref()
             .map(|(_, (at, len))| [&text[..*at], "{}", &text[at + len..]].concat());
         let file: TokenizerFile<'_> =
             serde_json::from_str(rest.as_deref().unwrap_or(text)).map_err(|e| invalid(&e))?;
+        check_added(&file, path)?;
         // Without the fast path, the raw vocabulary is a slice of `text`: where it starts.
         let raw_at = file
             .model
@@ -128,6 +142,7 @@ impl Tokenizer {
             {
                 let _ = prepared::write(dir, &sha, &out);
             }
+            check_id(wp.vocab.max_id().map(u64::from), path)?;
             return Ok(Tokenizer {
                 backend: Backend::Native(Box::new(wp)),
             });
@@ -140,6 +155,7 @@ impl Tokenizer {
     pub fn from_json_hf(bytes: &[u8], path: &Path) -> Result<Self> {
         let file: TokenizerFile<'_> = serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid(path, format!("not a valid tokenizer.json: {e}")))?;
+        check_added(&file, path)?;
         Self::hf_from_json(bytes, &file, path)
     }
 
@@ -148,6 +164,17 @@ impl Tokenizer {
         // table lacks (found by fuzzing): refused here, at load.
         check_templates(&raw_value(file.post_processor, path)?)
             .map_err(|e| Error::invalid(path, format!("post_processor: {e}")))?;
+        // It also panics (`expect("Helper")`) when its decoder is not JSON it can read where it
+        // stands, one level down in the file: nested past serde_json's depth limit of 128, or a
+        // number out of range. The same read here, under one extra level, makes that an error.
+        if let Some(raw) = file.decoder {
+            serde_json::from_str::<Value>(&format!("[{}]", raw.get()))
+                .map_err(|e| Error::invalid(path, format!("decoder: {e}")))?;
+        }
+        // And (`expect("Precompiled")`) on a SentencePiece `Precompiled` normalizer whose
+        // character map it cannot read: read here first.
+        check_precompiled(&raw_value(file.normalizer, path)?)
+            .map_err(|e| Error::invalid(path, format!("normalizer: {e}")))?;
         let section = &file.model;
         let model = match section.kind.as_deref() {
             Some("WordPiece") => "WordPiece",
@@ -157,6 +184,9 @@ impl Tokenizer {
             _ => "unknown",
         };
         let (unk_token, unk_id) = (section.unk_token.as_deref(), section.unk_id);
+        // The model's ids, read from the file (a walk of the loaded vocabulary cost ~100 ms for
+        // 250k tokens); a vocabulary scanned already was checked then, and spliced out of `file`.
+        check_id(section.vocab.and_then(max_vocab_id), path)?;
         Ok(Tokenizer {
             backend: Backend::Hf(Box::new(hf::Hf::load(
                 bytes, model, unk_token, unk_id, path,
@@ -307,6 +337,8 @@ struct TokenizerFile<'a> {
     pre_tokenizer: Option<&'a RawValue>,
     #[serde(borrow, default)]
     post_processor: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    decoder: Option<&'a RawValue>,
     #[serde(borrow, default)]
     added_tokens: Vec<AddedToken<'a>>,
     #[serde(borrow)]
@@ -493,6 +525,77 @@ fn native_from_json(
     wp.prefix_ids = prefix_ids;
     wp.suffix_ids = suffix_ids;
     Ok(Some(wp))
+}
+
+/// At most [`MAX_ADDED_TOKENS`] added tokens, with ids under [`MAX_VOCAB_SIZE`] (checked before
+/// either back end indexes them).
+fn check_added(file: &TokenizerFile<'_>, path: &Path) -> Result<()> {
+    let n = file.added_tokens.len();
+    if n > MAX_ADDED_TOKENS {
+        return Err(Error::invalid(
+            path,
+            format!("{n} added tokens, over the limit of {MAX_ADDED_TOKENS}"),
+        ));
+    }
+    check_id(
+        file.added_tokens.iter().map(|t| u64::from(t.id)).max(),
+        path,
+    )
+}
+
+/// A largest token id (`None`: no ids) under [`MAX_VOCAB_SIZE`].
+fn check_id(max: Option<u64>, path: &Path) -> Result<()> {
+    match max {
+        Some(id) if id >= MAX_VOCAB_SIZE as u64 => Err(Error::invalid(
+            path,
+            format!("token id {id} is over the limit of {MAX_VOCAB_SIZE} ids"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The largest id of a `{"token": id, ...}` vocabulary; `None` for any other shape (Unigram's
+/// `[["token", score], ...]` numbers its tokens by position) or what `tokenizers` will refuse.
+fn max_vocab_id(raw: &RawValue) -> Option<u64> {
+    use serde::de::{IgnoredAny, MapAccess, Visitor};
+    struct MaxId;
+    impl<'de> Visitor<'de> for MaxId {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a vocabulary object")
+        }
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut max = None;
+            while let Some((IgnoredAny, id)) = map.next_entry::<IgnoredAny, u64>()? {
+                max = max.max(Some(id));
+            }
+            Ok(max)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    serde::Deserializer::deserialize_map(&mut de, MaxId)
+        .ok()
+        .flatten()
+}
+
+/// Every `Precompiled` normalizer (alone or in a `Sequence`) must have a character map the
+/// `tokenizers` crate can read: its deserializer panics on one it cannot.
+fn check_precompiled(v: &Value) -> std::result::Result<(), String> {
+    match v {
+        Value::Object(o) => {
+            if o.get("type").and_then(Value::as_str) == Some("Precompiled") {
+                #[cfg(feature = "tokenizers")]
+                serde_json::from_value::<tokenizers::normalizers::Precompiled>(v.clone())
+                    .map_err(|e| format!("Precompiled: {e}"))?;
+            }
+            o.values().try_for_each(check_precompiled)
+        }
+        Value::Array(a) => a.iter().try_for_each(check_precompiled),
+        _ => Ok(()),
+    }
 }
 
 /// Every special token a template (`TemplateProcessing`, alone or in a `Sequence`) places must be
