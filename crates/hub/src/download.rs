@@ -68,6 +68,10 @@ enum Try<T> {
 
 const MAX_REDIRECTS: usize = 5;
 
+/// Most bytes of a file whose size the hub does not announce (an LFS file always has its
+/// `X-Linked-Size`; configs and tokenizers are at most tens of MB).
+const MAX_UNSIZED_BYTES: u64 = 256 << 20;
+
 impl Client {
     pub(crate) fn new(cfg: ClientConfig) -> Self {
         let config = ureq::Agent::config_builder()
@@ -310,6 +314,9 @@ impl Client {
             Err(e) => return Try::Fail(Error::io(partial, e)),
         };
         let mut done = if append { have } else { 0 };
+        // A server sending more than it announced (or, unannounced, more than any config or
+        // tokenizer file is) would fill the disk: stop there.
+        let limit = meta.size.unwrap_or(MAX_UNSIZED_BYTES);
         progress.start(label, meta.size, done);
         let mut reader = resp.into_body().into_reader();
         let mut buf = vec![0u8; 1 << 16];
@@ -320,6 +327,21 @@ impl Client {
                 // The partial file keeps what arrived; the next try resumes after it.
                 Err(e) => return Try::Again(format!("connection lost after {done} bytes: {e}")),
             };
+            if done + n as u64 > limit {
+                drop(file);
+                let _ = std::fs::remove_file(partial);
+                return Try::Fail(Error::Network {
+                    url,
+                    reason: format!(
+                        "the server sent more than the {limit} bytes {} for {label}",
+                        if meta.size.is_some() {
+                            "it announced"
+                        } else {
+                            "allowed"
+                        }
+                    ),
+                });
+            }
             if let Err(e) = file.write_all(&buf[..n]) {
                 return Try::Fail(Error::io(partial, e));
             }

@@ -183,6 +183,33 @@ fn a_stalled_download_times_out_and_resumes() {
     assert_eq!(resumed, [format!("bytes={}-", weights.len() / 2)]);
 }
 
+/// A server that keeps sending past the size it announced is cut off there (it could fill the
+/// disk otherwise), and nothing it sent is kept.
+#[test]
+fn a_body_longer_than_announced_is_refused() {
+    let fake = serve_fixture();
+    fake.faults(|f| f.oversend = Some("model.safetensors".into()));
+    let cache = tempfile::tempdir().unwrap();
+    let err = Hub::new(options(&fake, cache.path()))
+        .resolve(&model(), &mut ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the server sent more than the")
+            && err.contains("bytes it announced for model.safetensors"),
+        "{err}"
+    );
+    let blobs = cache.path().join("models--test-org--tiny-dense/blobs");
+    let kept: Vec<_> = std::fs::read_dir(&blobs)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        kept.iter()
+            .all(|n| !n.to_string_lossy().ends_with(".incomplete")),
+        "{kept:?}"
+    );
+}
+
 #[test]
 fn corrupted_body_is_rejected_by_checksum() {
     let fake = serve_fixture();

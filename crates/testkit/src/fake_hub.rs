@@ -48,6 +48,9 @@ pub struct Faults {
     /// The CDN sends this file's headers and first half, goes silent (connection open) for 3 s, then
     /// sends garbage for the rest — once.
     pub stall: Option<String>,
+    /// The CDN sends this file followed by 1 MiB more than its headers announce (no
+    /// Content-Length of its own, as a stream that never ends would).
+    pub oversend: Option<String>,
 }
 
 #[derive(Default)]
@@ -260,6 +263,8 @@ struct Resp {
     cut: Option<usize>,
     /// After `cut` bytes, keep the connection open and silent for this long, then send garbage.
     stall_for: Option<std::time::Duration>,
+    /// No Content-Length: the body ends when the connection closes.
+    omit_length: bool,
 }
 
 impl Resp {
@@ -270,6 +275,7 @@ impl Resp {
             body,
             cut: None,
             stall_for: None,
+            omit_length: false,
         }
     }
     fn header(mut self, k: &str, v: impl Into<String>) -> Resp {
@@ -282,7 +288,7 @@ impl Resp {
         for (k, v) in &self.headers {
             out.push_str(&format!("{k}: {v}\r\n"));
         }
-        if !has_len {
+        if !has_len && !self.omit_length {
             out.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
         }
         out.push_str("\r\n");
@@ -430,6 +436,10 @@ fn cdn_response(st: &mut State, req: &Request) -> Resp {
     {
         st.faults.drop_times -= 1;
         resp.cut = Some(n.saturating_sub(start));
+    }
+    if st.faults.oversend.as_deref() == Some(name.as_str()) {
+        resp.body.extend(std::iter::repeat_n(0u8, 1 << 20));
+        resp.omit_length = true;
     }
     if st.faults.stall.as_deref() == Some(name.as_str()) {
         st.faults.stall = None;
