@@ -7,8 +7,9 @@
 
 use std::ops::Range;
 
-/// Bumped whenever a change here cuts the same text differently.
-pub const CHUNKER_VERSION: u32 = 1;
+/// Bumped whenever a change here cuts the same text differently (2: a line's piece is never
+/// moved back to a whitespace where that makes it over the limit).
+pub const CHUNKER_VERSION: u32 = 2;
 
 /// How files are cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,7 +277,13 @@ fn split_line<E>(
             && ws > 0
             && ws >= cut / 2
         {
-            cut = ws + rest[ws..].chars().next().map_or(1, char::len_utf8);
+            // Only if the shorter piece fits too: a tokenizer need not count a prefix as fewer
+            // tokens (BERT drops U+000B, which Rust calls whitespace, and can then read the words
+            // around it as one unknown word; found by the fuzz target `chunker`).
+            let back = ws + rest[ws..].chars().next().map_or(1, char::len_utf8);
+            if count(&rest[..back])? <= budget {
+                cut = back;
+            }
         }
         let end = at + cut;
         out.push(Line {
@@ -397,6 +404,31 @@ mod tests {
         )
         .unwrap();
         assert!(c.iter().all(|c| text.is_char_boundary(c.bytes.start)));
+        assert_eq!(c.iter().map(|c| c.bytes.len()).sum::<usize>(), text.len());
+    }
+
+    /// A tokenizer may count a prefix as more tokens than a longer one; moving a cut back to a
+    /// whitespace must not make a piece over the limit then.
+    #[test]
+    fn pieces_fit_even_when_a_shorter_prefix_counts_more() {
+        // Text ending in U+000B counts 100; otherwise one per character.
+        let count = |s: &str| {
+            Ok::<_, std::convert::Infallible>(if s.ends_with('\u{b}') {
+                100
+            } else {
+                s.chars().count()
+            })
+        };
+        let text = "aaaa\u{b}bbbbbbbbbbb";
+        let opts = ChunkOptions {
+            max_tokens: 6,
+            overlap_tokens: 0,
+        };
+        let c = chunk(text, &opts, &count).unwrap();
+        for piece in &c {
+            let t = &text[piece.bytes.clone()];
+            assert!(count(t).unwrap() <= 6, "{t:?}");
+        }
         assert_eq!(c.iter().map(|c| c.bytes.len()).sum::<usize>(), text.len());
     }
 
