@@ -581,6 +581,11 @@ mod tests {
                             "{cpu:?} {m}x{k}x{n} at {i}: {a} vs {b}"
                         );
                     }
+                    // Input and output slices off every vector alignment (one f32 in).
+                    let xu: Vec<f32> = std::iter::once(0.0).chain(x.iter().copied()).collect();
+                    let mut gu = vec![0.5f32; m * ldy + 1];
+                    matmul(&xu[1..], panels, &mut gu[1..], (m, ldy), cpu);
+                    assert_eq!(gu[1..], got[..], "{cpu:?} {m}x{k}x{n} unaligned");
                     // Column slices, as the two-thread split takes them.
                     let mut split = vec![0.5f32; m * ldy];
                     for j in (0..n).step_by(2 * nr) {

@@ -374,6 +374,14 @@ mod tests {
                     close(&got, &want, &format!("{name} {m}x{k}x{n}"));
                 }
             }
+            // Slices that start off every vector alignment (one f32 in), as sub-slices do.
+            let xu: Vec<f32> = std::iter::once(0.0).chain(x.iter().copied()).collect();
+            let wu: Vec<f32> = std::iter::once(0.0).chain(w.iter().copied()).collect();
+            for (name, kernel) in &kernels {
+                let mut got = vec![0.5f32; m * n + 1];
+                kernel(&xu[1..], Floats::F32(&wu[1..]), &mut got[1..], m, k, n, n);
+                close(&got[1..], &want, &format!("{name} unaligned {m}x{k}x{n}"));
+            }
             // The dispatch, at every level this CPU has.
             for cpu in CpuLevel::available() {
                 for rows in [Floats::F32(&w), Floats::F16(&wh)] {
