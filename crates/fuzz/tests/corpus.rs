@@ -64,3 +64,91 @@ fn model_files_rejects_broken_files() {
     config.extend_from_slice(b"{not json");
     assert!(!sembed_fuzz::model_files(&config));
 }
+
+#[test]
+fn safetensors_corpus() {
+    replay("safetensors", |d| {
+        sembed_fuzz::safetensors(d);
+    });
+}
+
+#[test]
+fn static_files_corpus() {
+    replay("static_files", |d| {
+        sembed_fuzz::static_files(d);
+    });
+}
+
+#[test]
+fn input_corpus() {
+    replay("input", sembed_fuzz::input);
+}
+
+#[test]
+fn output_corpus() {
+    replay("output", sembed_fuzz::output);
+}
+
+#[test]
+fn chunker_corpus() {
+    replay("chunker", sembed_fuzz::chunker);
+}
+
+#[test]
+fn index_file_corpus() {
+    replay("index_file", |d| {
+        sembed_fuzz::index_file(d);
+    });
+}
+
+#[test]
+fn server_request_corpus() {
+    replay("server_request", |d| {
+        sembed_fuzz::server_request(d);
+    });
+}
+
+#[test]
+fn hub_response_corpus() {
+    replay("hub_response", |d| {
+        sembed_fuzz::hub_response(d);
+    });
+}
+
+/// The new targets' seeds do what they stand for: the unmodified files load, the intact index
+/// opens, updates and searches, the requests are answered 200, the scripted hub serves a download.
+#[test]
+fn seeds_succeed() {
+    assert!(sembed_fuzz::safetensors(&sembed_fuzz::safetensors_seed()));
+    for (i, s) in sembed_fuzz::static_files_seeds().iter().enumerate() {
+        assert!(sembed_fuzz::static_files(s), "static seed {i}");
+    }
+    for (i, s) in sembed_fuzz::index_file_seeds().iter().enumerate() {
+        assert!(sembed_fuzz::index_file(s), "index seed {i}");
+    }
+    let seeds = sembed_fuzz::server_seeds();
+    for s in &seeds[..seeds.len() - 1] {
+        assert_eq!(
+            sembed_fuzz::server_request(s),
+            200,
+            "{:?}",
+            String::from_utf8_lossy(s)
+        );
+    }
+    assert_eq!(sembed_fuzz::server_request(&seeds[seeds.len() - 1]), 400);
+    for (i, s) in sembed_fuzz::hub_seeds().iter().enumerate() {
+        assert!(sembed_fuzz::hub_response(s), "hub seed {i}");
+    }
+}
+
+/// And they can fail: a header that is not JSON, a database that is not SQLite, a hub that
+/// answers nothing.
+#[test]
+fn broken_inputs_fail() {
+    assert!(!sembed_fuzz::safetensors(b"{not json"));
+    assert!(!sembed_fuzz::index_file(b"\0not a database"));
+    assert!(!sembed_fuzz::hub_response(b""));
+    let mut st = sembed_fuzz::static_files_seeds().remove(3);
+    st.truncate(20);
+    assert!(!sembed_fuzz::static_files(&st));
+}
