@@ -39,11 +39,12 @@ impl Dense {
         }
         let (n, k) = (cfg.out_features, cfg.in_features);
         let stored = weights.mat("linear.weight", n, k)?;
-        let mut w = vec![0f32; n * k]; // [out, in]
+        let mut w: Vec<f32> = weights.buffer("linear.weight", n * k)?; // [out, in]
         for r in 0..n {
             stored.row_into(r, k, &mut w[r * k..(r + 1) * k]);
         }
-        let mut panels = vec![0f32; packed::packed_len(n, k, PANEL)];
+        let mut panels: Vec<f32> =
+            weights.buffer("linear.weight", packed::packed_len(n, k, PANEL))?;
         packed::pack(&w, n, k, PANEL, &mut panels);
         let bias = if cfg.bias {
             Some(weights.vector("linear.bias", n)?.into_owned())

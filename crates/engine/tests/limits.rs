@@ -259,3 +259,35 @@ fn model_files_nested_ten_thousand_deep_are_errors() {
     std::fs::write(&path, text).unwrap();
     assert!(load_error(&dir).contains("recursion limit exceeded"));
 }
+
+/// A Dense layer whose weights (a sparse file: 2 TiB on disk, nothing written) need 4 TiB as
+/// float32: an error naming the tensor, not an abort from the failed allocation.
+#[cfg(unix)]
+#[test]
+fn a_dense_layer_larger_than_memory_is_an_error_not_an_abort() {
+    let (_tmp, dir) = fixture_copy("tiny-bert-max-dense");
+    let (n, k) = (1u64 << 35, 32u64);
+    edit_json(&dir.join("2_Dense/config.json"), |c| {
+        assert_eq!(c["in_features"], k);
+        c["out_features"] = json!(n);
+    });
+    let (wb, bb) = (n * k * 2, n * 2);
+    let mut header = json!({
+        "linear.weight": {"dtype": "F16", "shape": [n, k], "data_offsets": [0, wb]},
+        "linear.bias": {"dtype": "F16", "shape": [n], "data_offsets": [wb, wb + bb]},
+    })
+    .to_string()
+    .into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let path = dir.join("2_Dense/model.safetensors");
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    std::fs::write(&path, &bytes).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(bytes.len() as u64 + wb + bb).unwrap();
+    let e = load_error(&dir);
+    assert!(
+        e.contains("tensor `linear.weight`: cannot allocate 4398046511104 bytes for it"),
+        "{e}"
+    );
+}

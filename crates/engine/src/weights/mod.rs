@@ -141,6 +141,18 @@ impl SafeTensors {
         self.tensors.keys().map(String::as_str)
     }
 
+    /// `n` default values to copy tensor `name` into: an error, not an abort, when the memory is
+    /// not there (a sparse file can hold tensors far larger than the machine's memory).
+    pub(crate) fn buffer<T: Clone + Default>(&self, name: &str, n: usize) -> Result<Vec<T>> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| {
+            let bytes = n as u128 * std::mem::size_of::<T>() as u128;
+            self.err(name, format!("cannot allocate {bytes} bytes for it"))
+        })?;
+        v.resize(n, T::default());
+        Ok(v)
+    }
+
     fn err(&self, tensor: &str, reason: impl Into<String>) -> Error {
         Error::Tensor {
             path: self.path.clone(),
@@ -294,31 +306,48 @@ impl SafeTensors {
     pub(crate) fn indices(&self, name: &str, len: usize) -> Result<Vec<usize>> {
         let info = self.info(name, &[len])?;
         let raw = self.raw(info);
-        let out: Vec<i64> = match info.dtype {
-            Dtype::I32 => cast::<i32>(raw).iter().map(|&v| v as i64).collect(),
-            Dtype::I64 => cast::<i64>(raw).into_owned(),
+        let mut out: Vec<usize> = self.buffer(name, len)?;
+        let index =
+            |v: i64| usize::try_from(v).map_err(|_| self.err(name, format!("negative index {v}")));
+        match info.dtype {
+            Dtype::I32 => {
+                for (o, &v) in out.iter_mut().zip(cast::<i32>(raw).iter()) {
+                    *o = index(v.into())?;
+                }
+            }
+            Dtype::I64 => {
+                for (o, &v) in out.iter_mut().zip(cast::<i64>(raw).iter()) {
+                    *o = index(v)?;
+                }
+            }
             d => return Err(self.err(name, format!("dtype {d:?}, expected I32 or I64"))),
-        };
-        out.into_iter()
-            .map(|v| usize::try_from(v).map_err(|_| self.err(name, format!("negative index {v}"))))
-            .collect()
+        }
+        Ok(out)
     }
 
     /// A vector of `len` values as f64 (F64, F32 or F16 stored).
     pub(crate) fn vector_f64(&self, name: &str, len: usize) -> Result<Vec<f64>> {
         let info = self.info(name, &[len])?;
         let raw = self.raw(info);
-        Ok(match info.dtype {
-            Dtype::F64 => cast::<f64>(raw).into_owned(),
-            Dtype::F32 => cast::<f32>(raw).iter().map(|&v| v as f64).collect(),
-            Dtype::F16 => cast::<f16>(raw).iter().map(|v| v.to_f64()).collect(),
+        let mut out: Vec<f64> = self.buffer(name, len)?;
+        match info.dtype {
+            Dtype::F64 => out.copy_from_slice(&cast::<f64>(raw)),
+            Dtype::F32 => out
+                .iter_mut()
+                .zip(cast::<f32>(raw).iter())
+                .for_each(|(o, &v)| *o = v.into()),
+            Dtype::F16 => out
+                .iter_mut()
+                .zip(cast::<f16>(raw).iter())
+                .for_each(|(o, v)| *o = v.to_f64()),
             d => {
                 return Err(self.err(
                     name,
                     format!("dtype {d:?} is not a float type sembed reads"),
                 ));
             }
-        })
+        }
+        Ok(out)
     }
 
     /// A vector of `len` values as f32 (converted when stored as f16/bf16; vectors are small).
