@@ -473,10 +473,8 @@ mod tests {
         bytes.extend_from_slice(header.as_bytes());
         std::fs::write(&path, &bytes).unwrap();
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        if let Err(e) = file.set_len(bytes.len() as u64 + len) {
-            eprintln!("skipped: no sparse file of {len} bytes here ({e})");
-            return;
-        }
+        file.set_len(bytes.len() as u64 + len)
+            .expect("a sparse file (the test needs a file system that has them)");
         let weights = SafeTensors::open(&path).unwrap();
         let files = Files::new(Source::Dir(dir.path().to_path_buf()), None);
         let opts = LoadOptions {
