@@ -49,6 +49,12 @@ fn main() -> std::io::Result<()> {
             .map(|ctl| [&[ctl, 3 | (ctl & 3) << 4][..], &floats].concat())
             .collect(),
     ));
+    seeds.push((
+        "model_files",
+        (0..sembed_fuzz::MODEL_FILE_COUNT)
+            .map(sembed_fuzz::model_files_seed)
+            .collect(),
+    ));
     seeds.push(("safetensors", vec![sembed_fuzz::safetensors_seed()]));
     seeds.push(("static_files", sembed_fuzz::static_files_seeds()));
     seeds.push(("index_file", sembed_fuzz::index_file_seeds()));
