@@ -1,6 +1,6 @@
-//! Resource limits on model files (issue #16, item 5): a file claiming huge sizes is a one-line
-//! error at load, never a failed allocation or a panic later. Every hostile file is made in a
-//! temporary copy of the tiny-bert-cls fixture.
+//! Limits on hostile model files (issue #16, item 5): a file claiming huge sizes, or naming
+//! folders outside the model, is a one-line error at load, never a failed allocation or a panic
+//! later. Every hostile file is made in a temporary copy of a fixture.
 
 use std::path::{Path, PathBuf};
 
@@ -290,4 +290,16 @@ fn a_dense_layer_larger_than_memory_is_an_error_not_an_abort() {
         e.contains("tensor `linear.weight`: cannot allocate 4398046511104 bytes for it"),
         "{e}"
     );
+}
+
+/// A module folder outside the model's (`..`, absolute) is refused: its files would be read as
+/// the model's.
+#[test]
+fn module_paths_leaving_the_model_folder_are_refused() {
+    for path in ["../tiny-bert-cls", "/etc", "1_Pooling/../../x", "..\\x"] {
+        let (_tmp, dir) = fixture_copy("tiny-bert-cls");
+        edit_json(&dir.join("modules.json"), |m| m[1]["path"] = json!(path));
+        let e = load_error(&dir);
+        assert!(e.contains("leaves the model folder"), "{path}: {e}");
+    }
 }

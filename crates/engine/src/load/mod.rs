@@ -54,6 +54,14 @@ pub(crate) fn load(src: Source, name: String, opts: &LoadOptions) -> Result<Embe
             kind: "Transformer".into(),
         }],
     };
+    // Module folders are read below the model's own: a path leaving it (`..`, absolute) would
+    // read other files of the machine as the model's.
+    if let Some(m) = modules.iter().find(|m| !stays_inside(&m.path)) {
+        return Err(Error::invalid(
+            files.label("modules.json"),
+            format!("module path {:?} leaves the model folder", m.path),
+        ));
+    }
     let Some((first, rest)) = modules.split_first() else {
         return Err(Error::invalid(
             files.label("modules.json"),
@@ -454,6 +462,11 @@ fn load_static(
         files: files.src,
         tokenizer_file: tok_rel,
     })
+}
+
+/// A relative path with no `..` part (and no backslash, which Windows would read as a separator).
+fn stays_inside(path: &str) -> bool {
+    !path.starts_with('/') && !path.contains('\\') && path.split('/').all(|c| c != "..")
 }
 
 #[cfg(all(test, unix))]
