@@ -58,7 +58,8 @@ fn a_safetensors_header_over_the_limit_is_refused_before_parsing() {
         let e = load_error(&dir);
         assert!(
             e.contains(&format!(
-                "the safetensors header claims {claim} bytes, over the limit of 16777216"
+                "not a valid safetensors file (its header claims {claim} bytes, over the limit \
+                 of 16777216)"
             )),
             "{e}"
         );

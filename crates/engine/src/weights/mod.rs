@@ -86,7 +86,8 @@ impl SafeTensors {
             return Err(Error::invalid(
                 &path,
                 format!(
-                    "the safetensors header claims {} bytes, over the limit of {MAX_HEADER_BYTES}",
+                    "not a valid safetensors file (its header claims {} bytes, over the limit of \
+                     {MAX_HEADER_BYTES})",
                     u64::from_le_bytes(*prefix)
                 ),
             ));
