@@ -423,7 +423,10 @@ def test_ctrl_c_stops_a_long_encode():
     import sys
 
     script = (
-        "import sys, sembed\n"
+        "import signal, sys, sembed\n"
+        # A suite started as a background job of a non-interactive shell inherits SIGINT ignored
+        # (Python then leaves it so): restore the handler a terminal's Ctrl-C meets.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "m = sembed.SentenceTransformer('builtin')\n"
         "texts = [f'sentence {i} about a guitar, a park, a book and the weather on a long afternoon' for i in range(100000)]\n"
         "print('started', flush=True)\n"
