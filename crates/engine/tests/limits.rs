@@ -29,8 +29,9 @@ fn edit_json(path: &Path, edit: impl FnOnce(&mut Value)) {
     std::fs::write(path, serde_json::to_vec(&v).unwrap()).unwrap();
 }
 
-fn tokenizer_json() -> Value {
-    let path = data("fixtures/tiny-bert-cls/tokenizer.json");
+/// A fixture's tokenizer.json, parsed.
+fn tokenizer_json(fixture: &str) -> Value {
+    let path = data(&format!("fixtures/{fixture}/tokenizer.json"));
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
@@ -103,7 +104,7 @@ fn sizes_needing_too_much_scratch_memory_are_refused_at_load() {
 
 #[test]
 fn more_added_tokens_than_the_limit_are_refused() {
-    let mut t = tokenizer_json();
+    let mut t = tokenizer_json("tiny-bert-cls");
     let base = t["model"]["vocab"].as_object().unwrap().len() as u64;
     let have = t["added_tokens"].as_array().unwrap().len();
     let list = t["added_tokens"].as_array_mut().unwrap();
@@ -124,7 +125,7 @@ fn more_added_tokens_than_the_limit_are_refused() {
 #[test]
 fn token_ids_past_the_limit_are_refused() {
     // An added token: `tokens_by_id` would make a string for every id up to it (96 GB).
-    let mut t = tokenizer_json();
+    let mut t = tokenizer_json("tiny-bert-cls");
     t["added_tokens"]
         .as_array_mut()
         .unwrap()
@@ -135,7 +136,7 @@ fn token_ids_past_the_limit_are_refused() {
         "{e}"
     );
     // A vocabulary entry, on the native path.
-    let mut t = tokenizer_json();
+    let mut t = tokenizer_json("tiny-bert-cls");
     t["model"]["vocab"]["zzbig"] = json!(1 << 24);
     let e = tokenizer_error(&t);
     assert!(
@@ -154,7 +155,7 @@ fn token_ids_past_the_limit_are_refused() {
 #[cfg(feature = "tokenizers")]
 #[test]
 fn token_ids_past_the_limit_are_refused_through_tokenizers() {
-    let mut t = tokenizer_json();
+    let mut t = tokenizer_json("tiny-bert-cls");
     t["added_tokens"][0]["normalized"] = json!(true);
     t["model"]["vocab"]["zzbig"] = json!(1u64 << 31);
     let e = tokenizer_error(&t);
@@ -174,10 +175,8 @@ fn token_ids_past_the_limit_are_refused_through_tokenizers() {
 #[cfg(feature = "tokenizers")]
 #[test]
 fn a_decoder_tokenizers_cannot_read_is_an_error_not_a_panic() {
-    let path = data("fixtures/tiny-xlmr-mean/tokenizer.json");
-    let text = std::fs::read_to_string(path).unwrap();
     let with_decoder = |decoder: &str| {
-        let mut t: Value = serde_json::from_str(&text).unwrap();
+        let mut t = tokenizer_json("tiny-xlmr-mean");
         t["decoder"] = json!("@@");
         serde_json::to_string(&t)
             .unwrap()
@@ -209,8 +208,6 @@ fn a_decoder_tokenizers_cannot_read_is_an_error_not_a_panic() {
 #[cfg(feature = "tokenizers")]
 #[test]
 fn a_precompiled_map_tokenizers_cannot_read_is_an_error_not_a_panic() {
-    let path = data("fixtures/tiny-xlmr-mean/tokenizer.json");
-    let text = std::fs::read_to_string(path).unwrap();
     for normalizer in [
         json!({"type": "Precompiled", "precompiled_charsmap": 5}),
         json!({"type": "Precompiled", "precompiled_charsmap": "not base64!"}),
@@ -219,7 +216,7 @@ fn a_precompiled_map_tokenizers_cannot_read_is_an_error_not_a_panic() {
             {"type": "Precompiled", "precompiled_charsmap": "AAAA"}
         ]}),
     ] {
-        let mut t: Value = serde_json::from_str(&text).unwrap();
+        let mut t = tokenizer_json("tiny-xlmr-mean");
         t["normalizer"] = normalizer.clone();
         let e = Tokenizer::from_json(
             &serde_json::to_vec(&t).unwrap(),

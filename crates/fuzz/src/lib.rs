@@ -34,15 +34,22 @@ pub use model::{
 pub use server::{server_request, server_seeds};
 pub use tokenize::wordpiece;
 
-/// The tiny BERT fixture (`tests/data/fixtures/tiny-bert-cls`) loaded from memory on one thread:
-/// the model of the targets that need one to run (index, chunker, server).
+/// Load options of every harness: one thread (a fuzzer runs one input at a time).
+pub(crate) fn one_thread() -> sembed::LoadOptions {
+    sembed::LoadOptions {
+        threads: Some(sembed::ThreadPool::new(1)),
+        ..Default::default()
+    }
+}
+
+/// The tiny BERT fixture (`tests/data/fixtures/tiny-bert-cls`) loaded from memory on one thread.
+pub(crate) fn load_tiny() -> sembed::Embedder {
+    sembed::Embedder::from_files(model::fixture_files(), &one_thread()).expect("the fixture loads")
+}
+
+/// [`load_tiny`] once per process: the model of the targets that need one to run (index,
+/// chunker).
 pub(crate) fn tiny_model() -> &'static sembed::Embedder {
     static MODEL: std::sync::OnceLock<sembed::Embedder> = std::sync::OnceLock::new();
-    MODEL.get_or_init(|| {
-        let opts = sembed::LoadOptions {
-            threads: Some(sembed::ThreadPool::new(1)),
-            ..Default::default()
-        };
-        sembed::Embedder::from_files(model::fixture_files(), &opts).expect("the fixture loads")
-    })
+    MODEL.get_or_init(load_tiny)
 }

@@ -1,7 +1,7 @@
 //! Model folders from untrusted files: sentence-transformers folders, their safetensors file,
 //! Model2Vec folders.
 
-use sembed::{EmbedOptions, Embedder, LoadOptions, ThreadPool};
+use sembed::{EmbedOptions, Embedder};
 
 /// The files of the tiny BERT fixture (CLS pooling, Normalize): a whole
 /// sentence-transformers folder, small enough to fuzz.
@@ -83,11 +83,7 @@ pub(crate) fn fixture_files() -> impl Iterator<Item = (&'static str, Vec<u8>)> {
 /// Loads `files` on one thread and embeds three texts (one empty); a model that loads must give
 /// one vector per text, of its dimension. Whether it loaded and embedded.
 fn load_and_embed<K: Into<String>>(files: impl IntoIterator<Item = (K, Vec<u8>)>) -> bool {
-    let opts = LoadOptions {
-        threads: Some(ThreadPool::new(1)),
-        ..Default::default()
-    };
-    let Ok(model) = Embedder::from_files(files, &opts) else {
+    let Ok(model) = Embedder::from_files(files, &crate::one_thread()) else {
         return false;
     };
     let texts = ["A man is playing a guitar.", "", "déjà vu 東京 🙂"];

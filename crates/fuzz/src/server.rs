@@ -37,13 +37,8 @@ const CONTENT_TYPES: [&str; 4] = [
 fn server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
-        let opts = sembed::LoadOptions {
-            threads: Some(sembed::ThreadPool::new(1)),
-            ..Default::default()
-        };
-        let tiny = sembed::Embedder::from_files(crate::model::fixture_files(), &opts)
-            .expect("the fixture loads");
-        let model = ModelSpec::new("tiny", tiny).alias("all-MiniLM-L6-v2");
+        // Its own copy: the server owns the models it serves.
+        let model = ModelSpec::new("tiny", crate::load_tiny()).alias("all-MiniLM-L6-v2");
         let config = Config {
             host: "127.0.0.1".into(),
             port: 0,
