@@ -39,8 +39,9 @@ done
 cargo build --release -p sembed-cli
 
 echo "host: $(lscpu | sed -n 's/^Model name: *//p') — $(nproc) CPUs; $(lscpu | grep -o 'avx512[a-z_]*' | sort -u | tr '\n' ' ')"
-systems_one="true sembed-bi sembed-dir sembed-static candle ort-rs fastembed ort-py m2v-rs m2v-py st"
-systems_stsb="sembed-bi sembed-dir sembed-static candle ort-rs fastembed ort-py m2v-rs m2v-py st"
+# sembed-*-avx512: the same runs without AMX tiles (SEMBED_CPU=avx512), for hosts that have them.
+systems_one="true sembed-bi sembed-dir sembed-bi-avx512 sembed-dir-avx512 sembed-static candle ort-rs fastembed ort-py m2v-rs m2v-py st"
+systems_stsb="sembed-bi sembed-dir sembed-bi-avx512 sembed-dir-avx512 sembed-static candle ort-rs fastembed ort-py m2v-rs m2v-py st"
 # shellcheck disable=SC2086
 python3 bench/peers/bench.py one "$rounds_one" $systems_one
 # shellcheck disable=SC2086
@@ -55,6 +56,8 @@ hyperfine -N --warmup 5 --runs "$((rounds_one * 5))" --export-json "$PEERS_OUT/h
   -n true "/bin/true" \
   -n sembed-bi "$SEMBED embed -q '$one'" \
   -n sembed-dir "$SEMBED embed -q -m $MODEL_DIR '$one'" \
+  -n sembed-bi-avx512 "env SEMBED_CPU=avx512 $SEMBED embed -q '$one'" \
+  -n sembed-dir-avx512 "env SEMBED_CPU=avx512 $SEMBED embed -q -m $MODEL_DIR '$one'" \
   -n sembed-static "$SEMBED embed -q -m $M2V_DIR '$one'" \
   -n candle "$B/candle-embed/target/release/candle-embed $MODEL_DIR one" \
   -n ort-rs "$B/ort-embed/target/release/ort-embed $ONNX_DIR one" \

@@ -19,7 +19,7 @@ peers = ["candle", "ort-rs", "fastembed", "ort-py", "st", "m2v-rs", "m2v-py"]
 
 print("| system | cold start, 1 sentence (ms) | STS-B whole process (s) | STS-B sent/s (whole process) | peak RSS STS-B (MB) |")
 print("|---|---|---|---|---|")
-for s in list(ours.values()) + peers:
+for s in list(ours.values()) + ["sembed-bi-avx512", "sembed-dir-avx512"] + peers:
     c = one.get(s, {}).get("wall_ms_median")
     t = stsb.get(s, {}).get("wall_ms_median")
     r = stsb.get(s, {}).get("rss_mb_median")
@@ -38,6 +38,18 @@ for p in ["candle", "ort-rs", "fastembed", "ort-py", "st"]:
         ratios = [table[p]["wall_ms_median"] / table[o]["wall_ms_median"] for o in ("sembed-bi", "sembed-dir") if o in table]
         cells.append(" / ".join(f"{x:.2f}" for x in ratios))
     print(f"| {p} | {cells[0]} | {cells[1]} |")
+if "sembed-bi-avx512" in stsb:
+    print()
+    print("| sembed capped at AVX-512 (no AMX) vs | cold start: built-in / f32 dir | STS-B: built-in / f32 dir |")
+    print("|---|---|---|")
+    for p in ["candle", "ort-rs", "fastembed", "ort-py", "st"]:
+        cells = []
+        for table in (one, stsb):
+            ratios = [table[p]["wall_ms_median"] / table[o]["wall_ms_median"]
+                      for o in ("sembed-bi-avx512", "sembed-dir-avx512") if o in table and p in table]
+            cells.append(" / ".join(f"{x:.2f}" for x in ratios) or "–")
+        print(f"| {p} | {cells[0]} | {cells[1]} |")
+    print()
 for p in ["m2v-rs", "m2v-py"]:
     cells = []
     for table in (one, stsb):

@@ -11,8 +11,12 @@ cargo test --release --workspace --lib --bins --tests
 cargo build --release --workspace --benches --examples
 cargo test --release --workspace --doc
 # Vectors must not depend on the instruction set: rerun the fidelity tests with the AVX2 kernels
-# (the default picks AVX-512 where the CPU has it).
+# (the default picks AMX tiles or AVX-512 where the CPU has them), and on an AMX host with the
+# AVX-512 ones too (the default run above used the tiles).
 SEMBED_CPU=avx2 cargo test --release -p sembed --test fidelity
+kernels="$(target/release/sembed info --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["kernels"])')"
+echo "test.sh: default kernels here: $kernels"
+if [ "$kernels" = amx ]; then SEMBED_CPU=avx512 cargo test --release -p sembed --test fidelity; fi
 # Interop: Python model2vec 0.10 (in a cached venv; no torch needed) loads `sembed distill` output and
 # encodes to the vectors sembed gives.
 venv="${SEMBED_TEST_MODELS:-$HOME/.cache/sembed/test-models}/py-model2vec-0.10"

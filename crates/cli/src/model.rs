@@ -9,7 +9,7 @@ use sembed::{Embedder, LoadOptions, Residency};
 use crate::args::ModelArgs;
 use crate::printer::Printer;
 
-/// The load options of this process: `SEMBED_CPU=avx512|avx2|portable` caps the instruction set,
+/// The load options of this process: `SEMBED_CPU=amx|avx512|avx2|portable` caps the instruction set,
 /// `SEMBED_RESIDENT=0` keeps weights mapped (both for benchmarking); weights digests and prepared
 /// copies of weights (`prepared/`, the kernels' layout, so a load packs nothing) are kept in the
 /// user cache folder.

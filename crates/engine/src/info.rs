@@ -61,7 +61,7 @@ pub struct ModelInfo {
     pub default_prompt: Option<String>,
     /// Storage dtype of the weights.
     pub weights_dtype: &'static str,
-    /// The instruction set its kernels use (`avx512`, `avx2`, `portable`).
+    /// The instruction set its kernels use (`amx`, `avx512`, `avx2`, `portable`; `simd128` in wasm).
     pub cpu: &'static str,
     /// Where the files came from.
     pub source: String,

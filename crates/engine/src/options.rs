@@ -10,16 +10,20 @@ use crate::threads::ThreadPool;
 pub use crate::encoder::Residency;
 
 /// The widest instruction set a model's kernels may use. AVX2 and AVX-512 give the same bits
-/// (the encoder's products are one chain of fused multiply-adds per output either way); the
-/// portable level, for CPUs without them, agrees to within 1e-5. The cap exists to measure or
-/// avoid one path.
+/// (the encoder's products are one chain of fused multiply-adds per output either way); AMX
+/// (Intel Xeon 4th generation and later, Linux) multiplies on bf16 tiles with each operand split
+/// in two — within the fidelity bounds, other last bits; the portable level, for CPUs without
+/// AVX2, agrees to within 1e-5. Any level gives a text the same bits alone or in any batch. The
+/// cap exists to measure or avoid one path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Cpu {
     /// The best this CPU has.
     #[default]
     Auto,
-    /// At most AVX-512F.
+    /// At most AMX tiles (the same as `Auto` today).
+    Amx,
+    /// At most AVX-512F (no AMX).
     Avx512,
     /// At most AVX2 + FMA + F16C.
     Avx2,
@@ -31,7 +35,8 @@ impl Cpu {
     /// The level a model loaded with this cap runs at on this CPU.
     pub(crate) fn level(self) -> CpuLevel {
         CpuLevel::detect(match self {
-            Cpu::Auto | Cpu::Avx512 => Isa::Avx512,
+            Cpu::Auto | Cpu::Amx => Isa::Amx,
+            Cpu::Avx512 => Isa::Avx512,
             Cpu::Avx2 => Isa::Avx2,
             Cpu::Portable => Isa::Portable,
         })
@@ -40,16 +45,17 @@ impl Cpu {
 
 impl std::str::FromStr for Cpu {
     type Err = crate::Error;
-    /// `auto`, `avx512`, `avx2` or `portable` (what `SEMBED_CPU` takes in the CLI).
+    /// `auto`, `amx`, `avx512`, `avx2` or `portable` (what `SEMBED_CPU` takes in the CLI).
     fn from_str(s: &str) -> crate::Result<Self> {
         Ok(match s.trim().to_ascii_lowercase().as_str() {
             "" | "auto" => Cpu::Auto,
+            "amx" => Cpu::Amx,
             "avx512" => Cpu::Avx512,
             "avx2" => Cpu::Avx2,
             "portable" => Cpu::Portable,
             other => {
                 return Err(crate::Error::InvalidOption(format!(
-                    "cpu level {other:?}: expected auto, avx512, avx2 or portable"
+                    "cpu level {other:?}: expected auto, amx, avx512, avx2 or portable"
                 )));
             }
         })

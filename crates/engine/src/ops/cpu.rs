@@ -15,6 +15,9 @@ pub(crate) enum Isa {
     Avx2,
     /// AVX-512F on top of the AVX2 level.
     Avx512,
+    /// AMX-BF16 tiles for the packed products (`amx.rs`), the AVX-512 level for the rest.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Amx,
 }
 
 /// An instruction set this CPU has: only [`detect`](Self::detect) makes one above portable, so
@@ -30,7 +33,11 @@ impl CpuLevel {
             let avx2 = std::is_x86_feature_detected!("avx2")
                 && std::is_x86_feature_detected!("fma")
                 && std::is_x86_feature_detected!("f16c");
-            let best = if avx2 && std::is_x86_feature_detected!("avx512f") {
+            let avx512 = avx2 && std::is_x86_feature_detected!("avx512f");
+            // AMX only when asked for: detecting it asks the kernel for the tile state.
+            let best = if avx512 && cap >= Isa::Amx && amx_usable() {
+                Isa::Amx
+            } else if avx512 {
                 Isa::Avx512
             } else if avx2 {
                 Isa::Avx2
@@ -60,7 +67,7 @@ impl CpuLevel {
     /// The best level this CPU supports.
     #[cfg(test)]
     pub(crate) fn best() -> CpuLevel {
-        Self::detect(Isa::Avx512)
+        Self::detect(Isa::Amx)
     }
 
     /// Plain loops: every CPU has them.
@@ -72,7 +79,7 @@ impl CpuLevel {
     #[cfg(test)]
     pub(crate) fn available() -> Vec<CpuLevel> {
         let mut v = vec![Self::portable()];
-        for isa in [Isa::Avx2, Isa::Avx512] {
+        for isa in [Isa::Avx2, Isa::Avx512, Isa::Amx] {
             let l = Self::detect(isa);
             if l.0 == isa {
                 v.push(l);
@@ -94,6 +101,7 @@ impl CpuLevel {
             Isa::Simd128 => "simd128",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Amx => "amx",
         }
     }
 
@@ -101,6 +109,19 @@ impl CpuLevel {
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn has_avx2(self) -> bool {
         self.0 >= Isa::Avx2
+    }
+}
+
+/// Whether AMX tiles can run here (x86-64 Linux only: the tile state must be asked of the kernel).
+#[cfg(target_arch = "x86_64")]
+fn amx_usable() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        super::amx::available()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
     }
 }
 

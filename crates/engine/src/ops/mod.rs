@@ -4,6 +4,8 @@
 //! buffers; nothing allocates per call except the weight-conversion scratch, which is reused. The
 //! instruction set is a parameter ([`CpuLevel`]), chosen per model.
 
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod amx;
 mod cpu;
 pub(crate) mod packed;
 mod skinny;

@@ -1,7 +1,8 @@
 //! Matrix products over weights packed once (at load, at build time for the built-in model, or in
 //! a prepared copy; see `encoder::resident`): `y[m, n] += x[m, k] · Wᵀ` with `W` stored as column
 //! panels. Every output is one chain of fused multiply-adds in input order, whatever the tile, the
-//! rows beside it or the instruction set: a text's vector does not depend on its batch.
+//! rows beside it or the instruction set: a text's vector does not depend on its batch. (On AMX
+//! tiles, `amx.rs` computes the same products in another fixed order per output.)
 //!
 //! `matrixmultiply` repacks both operands on every call, which was 14–16 % of a batched STS-B run
 //! (perf). Here `W` is rearranged once into panels of [`PANEL`] output features, each `k` groups
@@ -82,7 +83,7 @@ impl<'a> Panels<'a> {
 /// Rows of `x` per tile for a level's kernel.
 fn tile_rows(cpu: CpuLevel) -> usize {
     match cpu.isa() {
-        Isa::Avx512 => 12,
+        Isa::Avx512 | Isa::Amx => 12,
         Isa::Avx2 => 6,
         Isa::Simd128 => 4,
         Isa::Portable => 4,
@@ -103,6 +104,13 @@ pub(crate) fn matmul(
     assert!(x.len() >= m * k && ldy >= n && (m == 0 || y.len() >= (m - 1) * ldy + n));
     assert!(w.data.len() >= packed_len(n, k, nr));
     if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if cpu.isa() == Isa::Amx {
+        // SAFETY: a CpuLevel of Amx exists only where `amx::available()`; the asserts above are
+        // its bounds.
+        unsafe { super::amx::matmul(x, w, y, m, ldy) };
         return;
     }
     // Panels per block: what stays in L2 (≈ 512 KiB) while every row tile passes over it.
@@ -530,6 +538,11 @@ mod tests {
                     all[i * n..(i + 1) * n],
                     "{cpu:?}: row {i}"
                 );
+            }
+            // AMX sums other products (bf16 splits): its own bits, checked against the
+            // reference in `packed_matmul_matches_reference`.
+            if cpu.isa() == Isa::Amx {
+                continue;
             }
             match &first {
                 None => first = Some(all),

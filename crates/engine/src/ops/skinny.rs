@@ -43,7 +43,7 @@ pub(crate) fn matmul_nt(
         // SAFETY (both): a CpuLevel of this Isa exists only if the CPU has it (CpuLevel::detect);
         // the bounds the kernels rely on were asserted above.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { avx512::matmul_nt(x, w, y, m, k, n, ldy) },
+        Isa::Avx512 | Isa::Amx => unsafe { avx512::matmul_nt(x, w, y, m, k, n, ldy) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { avx2::matmul_nt(x, w, y, m, k, n, ldy) },
         _ => portable(x, w, y, m, k, n, ldy),
