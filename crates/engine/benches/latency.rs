@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use sembed::{EmbedOptions, Embedder};
+use sembed::{Cpu, EmbedOptions, Embedder, LoadOptions};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -191,10 +191,31 @@ fn main() {
     );
     let sentences = stsb();
     run_static(&sentences);
-    #[cfg(feature = "builtin")]
-    run("built-in f16", &Embedder::builtin().unwrap(), &sentences);
-    match Embedder::from_dir(model_dir()) {
-        Ok(m) => run("model dir f32", &m, &sentences),
-        Err(e) => eprintln!("model dir f32: not run ({e}); scripts/fetch-test-model.sh fetches it"),
+    // The best kernels here, then (where that is AMX) the same capped at AVX-512, side by side.
+    // Prepared copies in a folder of their own, as the CLI keeps them (f32 panels; AMX tiles).
+    let prepared = tempfile::tempdir().unwrap();
+    for cpu in [Cpu::Auto, Cpu::Avx512] {
+        let o = LoadOptions {
+            cpu,
+            prepared: Some(prepared.path().to_path_buf()),
+            ..Default::default()
+        };
+        #[cfg(feature = "builtin")]
+        {
+            let m = Embedder::builtin_with(&o).unwrap();
+            if cpu == Cpu::Avx512 && m.info().cpu != "avx512" {
+                return;
+            }
+            run(&format!("built-in f16 [{}]", m.info().cpu), &m, &sentences);
+        }
+        match Embedder::from_dir_with(model_dir(), &o) {
+            Ok(m) => run(&format!("model dir f32 [{}]", m.info().cpu), &m, &sentences),
+            Err(e) => {
+                eprintln!("model dir f32: not run ({e}); scripts/fetch-test-model.sh fetches it")
+            }
+        }
+        if cpu == Cpu::Auto && Embedder::builtin().is_ok_and(|m| m.info().cpu != "amx") {
+            return;
+        }
     }
 }

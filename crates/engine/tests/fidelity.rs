@@ -176,6 +176,68 @@ fn instruction_sets_give_the_same_bits() {
     }
 }
 
+/// On an AMX host, an f32 model's prepared copy holds the tiles the kernel would split its panels
+/// into per call: the same bits as without the copy, and a copy that only AMX runs is refused
+/// (with its reason) by a model loaded below that level.
+#[test]
+fn an_amx_tile_copy_gives_the_bits_of_splitting_per_call() {
+    let plain = Embedder::from_dir(real_model()).unwrap();
+    if plain.info().cpu != "amx" {
+        println!(
+            "no AMX here ({}): tile copies are not made",
+            plain.info().cpu
+        );
+        return;
+    }
+    let texts: Vec<String> = stsb_sentences().into_iter().take(300).collect();
+    let want = plain.embed(&texts, &EmbedOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LoadOptions {
+        prepared: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    for round in ["made", "reused"] {
+        let m = Embedder::from_dir_with(real_model(), &opts).unwrap();
+        let got = m.embed(&texts, &EmbedOptions::default()).unwrap();
+        assert_eq!(got.as_slice(), want.as_slice(), "copy {round}");
+    }
+    let copies: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-tiles32-v1.safetensors"))
+        .collect();
+    assert_eq!(copies.len(), 1, "one tile copy in {:?}", dir.path());
+
+    // The copy as a model's own weights: runs at the AMX level, refused below it.
+    let folder = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(real_model()).unwrap() {
+        let p = e.unwrap().path();
+        let to = folder.path().join(p.file_name().unwrap());
+        if p.is_dir() {
+            std::fs::create_dir(&to).unwrap();
+            for f in std::fs::read_dir(&p).unwrap() {
+                let f = f.unwrap().path();
+                std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+            }
+        } else if p.file_name().unwrap() != "model.safetensors" {
+            std::fs::copy(&p, &to).unwrap();
+        }
+    }
+    std::fs::copy(&copies[0], folder.path().join("model.safetensors")).unwrap();
+    let m = Embedder::from_dir(folder.path()).unwrap();
+    let got = m.embed(&texts, &EmbedOptions::default()).unwrap();
+    assert_eq!(got.as_slice(), want.as_slice(), "the copy as weights");
+    let below = LoadOptions {
+        cpu: Cpu::Avx512,
+        ..Default::default()
+    };
+    let Err(err) = Embedder::from_dir_with(folder.path(), &below) else {
+        panic!("AMX tiles loaded at avx512");
+    };
+    let err = err.to_string();
+    assert!(err.contains("AMX tile layout"), "{err}");
+}
+
 #[test]
 fn empty_list_and_empty_text() {
     let model = real();

@@ -132,10 +132,19 @@ fn grow(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..len]
 }
 
-/// A linear layer: its weight as panels where the file stores it so (the built-in model, a
-/// prepared copy), else as stored.
+/// A linear layer: its weight as AMX tiles or panels where the file stores it so (a prepared
+/// copy, the built-in model), else as stored.
 fn linear<'a>(w: &'a SafeTensors, name: &str, out_dim: usize, in_dim: usize) -> Result<Linear<'a>> {
     let weight_name = format!("{name}.weight");
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if let Some(tiles) = w.tiles(&weight_name, out_dim, in_dim)? {
+        return Ok(Linear {
+            weight: Weight::Tiles(tiles),
+            bias: Some(w.vector(&format!("{name}.bias"), out_dim)?),
+            in_dim,
+            out_dim,
+        });
+    }
     let weight = match w.panels(&weight_name, out_dim, in_dim)? {
         Some(data) => Weight::Packed(Panels {
             data,

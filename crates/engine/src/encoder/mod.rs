@@ -113,6 +113,17 @@ impl Transformer {
         (pooling, dense): (Pooling, Vec<Dense>),
         (cpu, residency): (CpuLevel, Residency),
     ) -> Result<Self> {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        if weights.has_tiles() && cpu.isa() != crate::ops::Isa::Amx {
+            // Only a prepared copy made at the AMX level has them; elsewhere they would not run.
+            return Err(crate::Error::invalid(
+                weights.path(),
+                format!(
+                    "weights in AMX tile layout need the amx kernels (this model: {})",
+                    cpu.name()
+                ),
+            ));
+        }
         let encoder =
             Encoder::try_new(weights, |w| BertModel::load(w, config, flavor, config_path))?;
         let t = Transformer {
@@ -450,6 +461,11 @@ mod tests {
                                 ));
                             }
                             (Weight::Packed(_), Weight::Stored(_)) => panic!("panels unpacked"),
+                            // Tiles come from a prepared copy only: not among these models.
+                            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+                            (Weight::Tiles(_), _) | (_, Weight::Tiles(_)) => {
+                                panic!("tiles without a tile copy")
+                            }
                         }
                         assert_eq!(la.bias, lb.bias);
                     }

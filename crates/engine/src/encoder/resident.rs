@@ -135,6 +135,9 @@ enum Placed {
     Stored,
     /// An f32 vector (a bias or a LayerNorm parameter).
     Vector,
+    /// AMX tiles of `[n, k]` (from a prepared copy made for them), copied as they are.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    Tiles { n: usize, k: usize },
 }
 
 /// The bytes each tensor of `layers` takes in the copy, in visiting order.
@@ -163,6 +166,8 @@ fn plan(layers: &[BertLayer<'_>], cpu: CpuLevel) -> Vec<(Placed, usize)> {
                     )
                 }
                 Weight::Stored(m) => (Placed::Stored, m.as_bytes().len()),
+                #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+                Weight::Tiles(t) => (Placed::Tiles { n, k }, t.as_bytes().len()),
                 // Panels already (the built-in model, a prepared copy): copied as they are.
                 Weight::Packed(p) => (
                     Placed::Panels {
@@ -222,6 +227,11 @@ pub(crate) fn copy_layers(
                 Weight::Packed(p) => {
                     dst.copy_from_slice(p.data.as_bytes());
                     (p.data.as_bytes(), true)
+                }
+                #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+                Weight::Tiles(t) => {
+                    dst.copy_from_slice(t.as_bytes());
+                    (t.as_bytes(), true)
                 }
                 Weight::Stored(m) => {
                     match (placed, m) {
@@ -287,6 +297,12 @@ pub(crate) fn copy_layers(
             for lin in layer.linears() {
                 let (placed, data) = next();
                 let weight = match (placed, &lin.weight) {
+                    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+                    (Placed::Tiles { n, k }, _) => {
+                        Weight::Tiles(crate::ops::Tiles::new(data, n, k).ok_or(())?)
+                    }
+                    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+                    (_, Weight::Tiles(_)) => return Err(()),
                     (Placed::Panels { n, k, nr, half }, _) => Weight::Packed(Panels {
                         data: if half {
                             Floats::F16(bytemuck::cast_slice(data))

@@ -140,7 +140,19 @@ fn prepare(
     let Ok(Some(sha)) = files.digest.sha256(rel) else {
         return Ok(None);
     };
-    Ok(crate::weights::prepared::open_or_make(weights, &sha, dir).filter(|c| check(c).is_ok()))
+    use crate::weights::prepared::{Layout, open_or_make};
+    // At the AMX level, f32 weights are kept as the tiles the kernel would split them into on
+    // every call (the same bytes as f32 panels); half weights stay panels (tiles would double
+    // them in memory).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    let layout = if opts.cpu.level().isa() == crate::ops::Isa::Amx && weights.linears_all_f32() {
+        Layout::Tiles
+    } else {
+        Layout::Panels
+    };
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    let layout = Layout::Panels;
+    Ok(open_or_make(weights, &sha, dir, layout).filter(|c| check(c).is_ok()))
 }
 
 /// Loads the Transformer module at `first` and the modules after it.

@@ -54,8 +54,13 @@ pub(crate) fn available() -> bool {
 
 /// 64 bytes: one tile row, one cache line (tile loads of aligned rows are not split).
 #[repr(C, align(64))]
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Line([u16; 32]);
+
+// SAFETY: 64 bytes of u16 with no padding (size = alignment = 64); any bits are a valid value.
+unsafe impl bytemuck::Zeroable for Line {}
+// SAFETY: as above; `Copy` and `'static`.
+unsafe impl bytemuck::Pod for Line {}
 
 /// One thread's buffers, grown as needed and reused by every call on the thread.
 #[derive(Default)]
@@ -73,28 +78,67 @@ thread_local! {
 /// Lines per k block of one panel in `Scratch::b`: 4 tiles of 16.
 const BLOCK_LINES: usize = 64;
 
-/// `y[i * ldy + j] += Σ_kk x[i * k + kk] · W[j, kk]` for `i < m`, `j < w.n`.
+/// `y[i * ldy + j] += Σ_kk x[i * k + kk] · W[j, kk]` for `i < m`, `j < w.n`, splitting the
+/// panels per call.
 ///
 /// # Safety
 /// [`available`] returned true; `x` holds `m · w.k` values, `y` `m` rows of stride `ldy ≥ w.n`,
 /// the panels `packed_len(w.n, w.k, PANEL)` values (`packed::matmul` asserts all three).
 pub(crate) unsafe fn matmul(x: &[f32], w: Panels<'_>, y: &mut [f32], m: usize, ldy: usize) {
-    let (k, n) = (w.k, w.n);
+    // SAFETY: forwarded.
+    unsafe { run(x, Source::Split(w), (w.n, w.k), y, m, ldy) }
+}
+
+/// [`matmul`] over weights already in tile layout (a prepared copy made for this level).
+///
+/// # Safety
+/// As [`matmul`]'s, with `w` made by [`Tiles::new`] (its sizes checked there).
+pub(crate) unsafe fn matmul_tiles(x: &[f32], w: Tiles<'_>, y: &mut [f32], m: usize, ldy: usize) {
+    assert!(x.len() >= m * w.k && ldy >= w.n && (m == 0 || y.len() >= (m - 1) * ldy + w.n));
+    // SAFETY: forwarded; the assert bounds `x` and `y`.
+    unsafe { run(x, Source::Ready(w), (w.n, w.k), y, m, ldy) }
+}
+
+/// Where a product's weight tiles come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// Panels, split per call.
+    Split(Panels<'a>),
+    /// Tiles made once.
+    Ready(Tiles<'a>),
+}
+
+/// The body of [`matmul`] and [`matmul_tiles`].
+///
+/// # Safety
+/// As theirs.
+unsafe fn run(
+    x: &[f32],
+    w: Source<'_>,
+    (n, k): (usize, usize),
+    y: &mut [f32],
+    m: usize,
+    ldy: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
     let kp = k.div_ceil(32) * 32;
     let row_lines = kp / 32;
     let panels = n.div_ceil(PANEL);
+    let panel_lines = row_lines * BLOCK_LINES;
     // Rows per block: their hi + lo copies (≤ 1 MiB) stay in L2 while every panel passes.
     let block = ((1 << 20) / (kp * 4)).clamp(32, 512) / 32 * 32;
     SCRATCH.with_borrow_mut(|s| {
         grow(&mut s.a_hi, block.min(m.div_ceil(16) * 16) * row_lines);
         grow(&mut s.a_lo, block.min(m.div_ceil(16) * 16) * row_lines);
-        // One row block meets each panel once: a panel is split just before its use, into one
-        // panel's scratch. Several blocks share the whole matrix, split once.
+        // Panels are split into scratch: one row block meets each panel once, so a panel is
+        // split just before its use into one panel's room; several blocks share the whole
+        // matrix, split once.
         let whole = m > block;
-        grow(
-            &mut s.b,
-            if whole { panels } else { 1 } * row_lines * BLOCK_LINES,
-        );
+        if let Source::Split(_) = w {
+            grow(&mut s.b, if whole { panels } else { 1 } * panel_lines);
+        }
         // SAFETY: the CPU has AVX-512F/BW/BF16 (`available`); the buffers were just sized for
         // `block` rows of `kp` and `panels` panels of `kp`; the caller bounds `x`, `y` and `w`.
         unsafe {
@@ -102,45 +146,33 @@ pub(crate) unsafe fn matmul(x: &[f32], w: Panels<'_>, y: &mut [f32], m: usize, l
                 configure();
                 s.configured = true;
             }
-            let panel_lines = row_lines * BLOCK_LINES;
-            for p in (0..panels).filter(|_| whole) {
-                split_panel(
-                    w.data,
-                    p * k * PANEL,
-                    k,
-                    kp,
-                    &mut s.b[p * panel_lines..][..panel_lines],
-                );
+            if let Source::Split(w) = w {
+                for p in (0..panels).filter(|_| whole) {
+                    let dst = &mut s.b[p * panel_lines..][..panel_lines];
+                    split_panel(w.data, p * k * PANEL, k, kp, dst);
+                }
             }
             for i0 in (0..m).step_by(block) {
                 let rows = block.min(m - i0);
                 let padded = rows.div_ceil(16) * 16;
-                split_rows(
-                    &x[i0 * k..(i0 + rows) * k],
-                    rows,
-                    k,
-                    padded,
-                    kp,
-                    &mut s.a_hi,
-                    &mut s.a_lo,
-                );
+                let (hi, lo) = (&mut s.a_hi, &mut s.a_lo);
+                split_rows(&x[i0 * k..(i0 + rows) * k], rows, k, padded, kp, hi, lo);
                 for p in 0..panels {
-                    if !whole {
-                        split_panel(w.data, p * k * PANEL, k, kp, &mut s.b[..panel_lines]);
-                    }
-                    let b = s.b.as_ptr().add(if whole { p * panel_lines } else { 0 }) as *const u16;
+                    let b = match w {
+                        Source::Ready(t) => t.data[p * panel_lines..].as_ptr(),
+                        Source::Split(w) if !whole => {
+                            split_panel(w.data, p * k * PANEL, k, kp, &mut s.b[..panel_lines]);
+                            s.b.as_ptr()
+                        }
+                        Source::Split(_) => s.b[p * panel_lines..].as_ptr(),
+                    } as *const u16;
                     let cols = (n - p * PANEL).min(PANEL);
                     let mut r0 = 0;
                     while r0 < padded {
                         let two = r0 + 32 <= padded;
                         let mut c = [[0f32; 256]; 4];
-                        tiles(
-                            (r0 * row_lines, s.a_hi.as_ptr(), s.a_lo.as_ptr()),
-                            b,
-                            kp,
-                            two,
-                            &mut c,
-                        );
+                        let a = (r0 * row_lines, s.a_hi.as_ptr(), s.a_lo.as_ptr());
+                        tiles(a, b, kp, two, &mut c);
                         for (t, tile) in c.iter().enumerate().take(if two { 4 } else { 2 }) {
                             let (rt, c0) = (t / 2, (t % 2) * 16);
                             if c0 >= cols {
@@ -158,6 +190,112 @@ pub(crate) unsafe fn matmul(x: &[f32], w: Panels<'_>, y: &mut [f32], m: usize, l
             }
         }
     });
+}
+
+/// A `[n, k]` weight in tile layout: per panel of 32 outputs, per k block of 32, the four tiles
+/// [`matmul`] splits panels into (hi 0–15, hi 16–31, lo 0–15, lo 16–31). The same bytes as f32.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tiles<'a> {
+    data: &'a [Line],
+    pub n: usize,
+    pub k: usize,
+}
+
+impl<'a> Tiles<'a> {
+    /// Lines (64 bytes) the tiles of `[n, k]` take.
+    pub(crate) fn lines(n: usize, k: usize) -> usize {
+        n.div_ceil(PANEL) * k.div_ceil(32) * BLOCK_LINES
+    }
+
+    /// Tiles of `[n, k]` over `bytes` (64-byte aligned, [`lines`](Self::lines) · 64 long, as
+    /// [`split_matrix`] writes them); `None` when they are not.
+    pub(crate) fn new(bytes: &'a [u8], n: usize, k: usize) -> Option<Self> {
+        let data: &[Line] = bytemuck::try_cast_slice(bytes).ok()?;
+        (data.len() == Self::lines(n, k)).then_some(Tiles { data, n, k })
+    }
+
+    /// The bytes.
+    pub(crate) fn as_bytes(self) -> &'a [u8] {
+        bytemuck::cast_slice(self.data)
+    }
+
+    /// Outputs `j .. j + width` (`j` a multiple of 32).
+    pub(crate) fn columns(self, j: usize, width: usize) -> Tiles<'a> {
+        debug_assert!(j.is_multiple_of(PANEL) && j + width <= self.n);
+        let per_panel = self.k.div_ceil(32) * BLOCK_LINES;
+        let from = j / PANEL * per_panel;
+        Tiles {
+            data: &self.data[from..from + width.div_ceil(PANEL) * per_panel],
+            n: width,
+            ..self
+        }
+    }
+}
+
+/// The tiles of an `[n, k]` matrix given as f32 panels (bytes, see `packed`), appended to `out`:
+/// what [`matmul`] splits per call, made once (a prepared copy's writer).
+///
+/// # Safety
+/// [`available`] returned true.
+pub(crate) unsafe fn tiles_from_panels(panels: &[u8], n: usize, k: usize, out: &mut Vec<u8>) {
+    let data: Vec<f32> = bytemuck::pod_collect_to_vec(panels);
+    let mut lines = vec![Line([0; 32]); Tiles::lines(n, k)];
+    let w = Panels {
+        data: Floats::F32(&data),
+        n,
+        k,
+        nr: PANEL,
+    };
+    // SAFETY: forwarded.
+    unsafe { split_matrix(w, &mut lines) };
+    out.extend_from_slice(bytemuck::cast_slice(&lines));
+}
+
+/// Tiles in their own buffer (tests).
+#[cfg(test)]
+pub(crate) struct OwnedTiles(Vec<Line>, usize, usize);
+
+#[cfg(test)]
+impl OwnedTiles {
+    /// The tiles of f32 panels of `[n, k]`; panics where AMX is not [`available`].
+    pub(crate) fn from_panels(panels: &[f32], n: usize, k: usize) -> Self {
+        assert!(available());
+        let mut lines = vec![Line([0; 32]); Tiles::lines(n, k)];
+        let w = Panels {
+            data: Floats::F32(panels),
+            n,
+            k,
+            nr: PANEL,
+        };
+        // SAFETY: AMX is available (asserted).
+        unsafe { split_matrix(w, &mut lines) };
+        OwnedTiles(lines, n, k)
+    }
+
+    pub(crate) fn view(&self) -> Tiles<'_> {
+        Tiles {
+            data: &self.0,
+            n: self.1,
+            k: self.2,
+        }
+    }
+}
+
+/// The tiles of `w` (panels of `[n, k]`) into `out` ([`Tiles::lines`] lines).
+///
+/// # Safety
+/// [`available`] returned true.
+unsafe fn split_matrix(w: Panels<'_>, out: &mut [Line]) {
+    let (n, k) = (w.n, w.k);
+    let kp = k.div_ceil(32) * 32;
+    assert_eq!(out.len(), Tiles::lines(n, k));
+    assert!(w.data.len() >= crate::ops::packed::packed_len(n, k, PANEL));
+    let panel_lines = kp / 32 * BLOCK_LINES;
+    for (p, dst) in out.chunks_exact_mut(panel_lines).enumerate() {
+        // SAFETY: AVX-512F/BW/BF16 are there (caller: `available`); panel `p` holds `k · PANEL`
+        // values (asserted) and `dst` one panel's lines.
+        unsafe { split_panel(w.data, p * k * PANEL, k, kp, dst) };
+    }
 }
 
 /// `out += sums[..out.len()]` (`out` ≤ 16 values) in one masked AVX-512 add.
@@ -496,6 +634,14 @@ mod tests {
                         worst_bf16 = worst_bf16.max((one - want).abs() / tol);
                     }
                     assert!(got[i * ldy + n..(i + 1) * ldy].iter().all(|&v| v == 0.25));
+                }
+                if let Floats::F32(p) = data {
+                    // Tiles made once (a prepared copy) give the bits of the split per call.
+                    let tiles = OwnedTiles::from_panels(p, n, k);
+                    let mut ready = vec![0.25f32; m * ldy];
+                    // SAFETY: as above.
+                    unsafe { matmul_tiles(&x, tiles.view(), &mut ready, m, ldy) };
+                    assert_eq!(ready, got, "{m}x{k}x{n} tiles made once");
                 }
                 for i in [0, m / 2, m - 1] {
                     let mut alone = vec![0.25f32; ldy];

@@ -11,6 +11,8 @@ pub(crate) mod packed;
 mod skinny;
 mod team;
 
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub(crate) use amx::{Tiles, tiles_from_panels};
 pub(crate) use cpu::{CpuLevel, Isa};
 pub(crate) use packed::Panels;
 pub(crate) use team::{Team, Weights, team_pays};
@@ -130,6 +132,9 @@ pub(crate) fn gemm(
 pub(crate) enum Weight<'a> {
     Stored(Mat<'a>),
     Packed(Panels<'a>),
+    /// AMX tiles from a prepared copy made for them (models loaded at the AMX level only).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    Tiles(Tiles<'a>),
 }
 
 /// A `torch.nn.Linear`: `y = x · Wᵀ + b`, `W` stored `[out, in]` as in PyTorch checkpoints.
@@ -184,6 +189,8 @@ impl Linear<'_> {
         };
         match &self.weight {
             Weight::Packed(p) => direct(Weights::Packed(*p), y),
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Weight::Tiles(tl) => direct(Weights::Tiles(*tl), y),
             Weight::Stored(Mat::F32(w)) if t <= SKINNY_MAX_ROWS => {
                 direct(Weights::Rows(Floats::F32(w)), y)
             }

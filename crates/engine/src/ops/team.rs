@@ -30,6 +30,8 @@ pub(crate) fn team_pays(tokens: usize) -> bool {
 pub(crate) enum Weights<'w> {
     Rows(Rows<'w>),
     Packed(Panels<'w>),
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    Tiles(super::Tiles<'w>),
 }
 
 impl<'w> Weights<'w> {
@@ -40,6 +42,8 @@ impl<'w> Weights<'w> {
         match self {
             Weights::Rows(_) => 48,
             Weights::Packed(p) => 2 * p.nr,
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Weights::Tiles(_) => 2 * super::packed::PANEL,
         }
     }
 
@@ -70,6 +74,12 @@ impl<'w> Weights<'w> {
                 matmul_nt(x, cols, y, m, k, width, ldy, cpu);
             }
             Weights::Packed(p) => packed::matmul(x, p.columns(j, width), y, (m, ldy), cpu),
+            // SAFETY: tiles exist only for models loaded at the AMX level (`amx::available`);
+            // `matmul_tiles` asserts the sizes.
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Weights::Tiles(t) => unsafe {
+                super::amx::matmul_tiles(x, t.columns(j, width), y, m, ldy)
+            },
         }
     }
 }
@@ -379,8 +389,18 @@ mod tests {
                 p
             })
             .collect();
+        // AMX tiles of the same weights, where this CPU has them.
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        let tiles: Vec<Option<super::super::amx::OwnedTiles>> = shapes
+            .iter()
+            .zip(&packed)
+            .map(|(&(_, k, n), p)| {
+                (cpu.isa() == super::super::Isa::Amx)
+                    .then(|| super::super::amx::OwnedTiles::from_panels(p, n, k))
+            })
+            .collect();
         with_helper(|team| {
-            for ((&(m, k, n), w), p) in shapes.iter().zip(&weights).zip(&packed) {
+            for (i, ((&(m, k, n), w), p)) in shapes.iter().zip(&weights).zip(&packed).enumerate() {
                 let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
                 let panels = Panels {
                     data: Floats::F32(p),
@@ -388,15 +408,18 @@ mod tests {
                     k,
                     nr,
                 };
-                for (weights, name) in [
+                let mut all = vec![
                     (Weights::Rows(Floats::F32(w)), "rows"),
                     (Weights::Packed(panels), "packed"),
-                ] {
+                ];
+                let _ = i;
+                #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+                if let Some(t) = &tiles[i] {
+                    all.push((Weights::Tiles(t.view()), "tiles"));
+                }
+                for (weights, name) in all {
                     let mut want = vec![1.0f32; m * n];
-                    match weights {
-                        Weights::Rows(r) => matmul_nt(&x, r, &mut want, m, k, n, n, cpu),
-                        Weights::Packed(p) => packed::matmul(&x, p, &mut want, (m, n), cpu),
-                    }
+                    weights.matmul(&x, &mut want, (m, k, n), cpu);
                     for _ in 0..3 {
                         let mut y = vec![1.0f32; m * n];
                         team.matmul(&x, weights, &mut y, (m, k, n), cpu);

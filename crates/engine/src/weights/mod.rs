@@ -32,6 +32,8 @@ pub(crate) struct SafeTensors {
     path: PathBuf,
     /// The header says its linear weights are stored as kernel panels ([`panels_file`]).
     panels: bool,
+    /// The header says its linear weights are stored as AMX tiles ([`panels_file::TILES_LAYOUT`]).
+    tiles: bool,
     metadata: FxHashMap<String, String>,
 }
 
@@ -105,8 +107,9 @@ impl SafeTensors {
             .flatten()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let panels =
-            metadata.get(panels_file::LAYOUT_KEY).map(String::as_str) == Some(panels_file::LAYOUT);
+        let layout = metadata.get(panels_file::LAYOUT_KEY).map(String::as_str);
+        let panels = layout == Some(panels_file::LAYOUT);
+        let tiles = layout == Some(panels_file::TILES_LAYOUT);
         Ok(SafeTensors {
             bytes,
             file: None,
@@ -114,6 +117,7 @@ impl SafeTensors {
             tensors,
             path,
             panels,
+            tiles,
             metadata,
         })
     }
@@ -260,6 +264,55 @@ impl SafeTensors {
     /// Whether the file stores its linear weights as panels ([`panels_file`]).
     pub(crate) fn has_panels(&self) -> bool {
         self.panels
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the file's encoder linear weights are all 2-D f32 (and there are some): what a
+    /// tile copy is made from.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    pub(crate) fn linears_all_f32(&self) -> bool {
+        let mut linears = self
+            .tensors
+            .iter()
+            .filter(|(name, info)| info.shape.len() == 2 && panels_file::is_encoder_linear(name));
+        let first = linears.next();
+        first.is_some()
+            && first
+                .into_iter()
+                .chain(linears)
+                .all(|(_, i)| i.dtype == Dtype::F32)
+    }
+
+    /// Whether the file stores its linear weights as AMX tiles (a prepared copy made for them).
+    pub(crate) fn has_tiles(&self) -> bool {
+        self.tiles
+    }
+
+    /// The `[n, k]` linear weight `name` as AMX tiles, borrowed, if this file stores it so;
+    /// `None` otherwise (and on a CPU build without the tile kernel), an error when its shape or
+    /// alignment is not that of tiles.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    pub(crate) fn tiles(
+        &self,
+        name: &str,
+        n: usize,
+        k: usize,
+    ) -> Result<Option<crate::ops::Tiles<'_>>> {
+        if !self.tiles || !self.tensors.contains_key(name) {
+            return Ok(None);
+        }
+        let shape = [n.div_ceil(PANEL), 2 * k.div_ceil(32) * 32, PANEL];
+        let info = self.info(name, &shape)?;
+        if info.dtype != Dtype::BF16 {
+            return Err(self.err(name, format!("tiles of dtype {:?}", info.dtype)));
+        }
+        crate::ops::Tiles::new(self.raw(info), n, k)
+            .map(Some)
+            .ok_or_else(|| self.err(name, "tiles not aligned in the file"))
     }
 
     /// The `[n, k]` linear weight `name` as 32-wide panels, borrowed, if this file stores it so

@@ -17,6 +17,12 @@ pub const PANEL: usize = 32;
 pub const LAYOUT_KEY: &str = "sembed.layout";
 /// See [`LAYOUT_KEY`].
 pub const LAYOUT: &str = "panels32-v1";
+/// The layout of a copy for AMX tiles ([`write_tiles`]): f32 linear weights as the tile kernel's
+/// bf16 pairs, `[⌈n / 32⌉, 2 · ⌈k / 32⌉ · 32, 32]` of dtype BF16 (the same bytes as f32 panels).
+pub const TILES_LAYOUT: &str = "tiles32-v1";
+
+/// Makes a `[n, k]` matrix's tiles from its f32 panels (given as bytes), into the output bytes.
+pub type TileFn<'a> = &'a dyn Fn(&[u8], usize, usize, &mut Vec<u8>);
 
 /// The linear weights of a BERT, XLM-RoBERTa or MPNet encoder: its 2-D `….layer.N.….weight`
 /// tensors (LayerNorm weights are 1-D; MPNet's `relative_attention_bias` is outside the layers).
@@ -42,6 +48,28 @@ pub fn write_panels(
     src: &[u8],
     is_linear: &dyn Fn(&str) -> bool,
     extra: &[(&str, &str)],
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    write(src, is_linear, extra, None, out)
+}
+
+/// [`write_panels`] in the [`TILES_LAYOUT`]: each linear weight (all must be f32) packed into
+/// panels, then given to `tiles`, which writes what the file stores.
+pub fn write_tiles(
+    src: &[u8],
+    is_linear: &dyn Fn(&str) -> bool,
+    extra: &[(&str, &str)],
+    tiles: TileFn<'_>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    write(src, is_linear, extra, Some(tiles), out)
+}
+
+fn write(
+    src: &[u8],
+    is_linear: &dyn Fn(&str) -> bool,
+    extra: &[(&str, &str)],
+    tiles: Option<TileFn<'_>>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let header_len = src
@@ -91,7 +119,12 @@ pub fn write_panels(
             },
         ));
     }
-    metadata.insert(LAYOUT_KEY.into(), LAYOUT.into());
+    let layout = if tiles.is_some() {
+        TILES_LAYOUT
+    } else {
+        LAYOUT
+    };
+    metadata.insert(LAYOUT_KEY.into(), layout.into());
     for (k, v) in extra {
         metadata.insert(k.to_string(), v.to_string().into());
     }
@@ -114,7 +147,7 @@ pub fn write_panels(
     entries.insert("__metadata__".into(), serde_json::to_value(&metadata)?);
     let mut at = 0usize;
     for (i, t) in order.iter().enumerate() {
-        let (shape, len) = if i < panels {
+        let (shape, len, dtype) = if i < panels {
             let (n, k) = (t.shape[0], t.shape[1]);
             let es = elem(t).unwrap_or(4);
             if t.data.len() != n * k * es {
@@ -124,16 +157,23 @@ pub fn write_panels(
                     t.data.len()
                 )));
             }
-            (
-                vec![n.div_ceil(PANEL), k, PANEL],
-                packed_len(n, k, PANEL) * es,
-            )
+            if tiles.is_some() {
+                if es != 4 {
+                    return Err(bad(format!("{}: tiles are made from f32 only", t.name)));
+                }
+                let kp = k.div_ceil(32) * 32;
+                let shape = vec![n.div_ceil(PANEL), 2 * kp, PANEL];
+                (shape, n.div_ceil(PANEL) * kp * 2 * PANEL * 2, "BF16")
+            } else {
+                let shape = vec![n.div_ceil(PANEL), k, PANEL];
+                (shape, packed_len(n, k, PANEL) * es, t.dtype.as_str())
+            }
         } else {
-            (t.shape.clone(), t.data.len())
+            (t.shape.clone(), t.data.len(), t.dtype.as_str())
         };
         entries.insert(
             t.name.to_string(),
-            serde_json::json!({"dtype": t.dtype, "shape": shape, "data_offsets": [at, at + len]}),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [at, at + len]}),
         );
         at += len;
     }
@@ -143,17 +183,27 @@ pub fn write_panels(
     }
     out.write_all(&(json.len() as u64).to_le_bytes())?;
     out.write_all(&json)?;
-    let mut panel_buf = Vec::new();
+    let (mut panel_buf, mut tile_buf) = (Vec::new(), Vec::new());
     for (i, t) in order.iter().enumerate() {
         if i < panels {
-            pack_bytes(
-                t.data,
-                t.shape[0],
-                t.shape[1],
-                elem(t).unwrap_or(4),
-                &mut panel_buf,
-            );
-            out.write_all(&panel_buf)?;
+            let (n, k) = (t.shape[0], t.shape[1]);
+            pack_bytes(t.data, n, k, elem(t).unwrap_or(4), &mut panel_buf);
+            match tiles {
+                Some(make) => {
+                    tile_buf.clear();
+                    make(&panel_buf, n, k, &mut tile_buf);
+                    let want = n.div_ceil(PANEL) * k.div_ceil(32) * 32 * 2 * PANEL * 2;
+                    if tile_buf.len() != want {
+                        return Err(bad(format!(
+                            "{}: tiles of {} bytes",
+                            t.name,
+                            tile_buf.len()
+                        )));
+                    }
+                    out.write_all(&tile_buf)?;
+                }
+                None => out.write_all(&panel_buf)?,
+            }
         } else {
             out.write_all(t.data)?;
         }

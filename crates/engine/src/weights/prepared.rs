@@ -28,9 +28,24 @@ use crate::fingerprint::hex;
 /// Metadata key of the sha256 of the file a copy was made from.
 const SOURCE_KEY: &str = "sembed.source-sha256";
 
+/// What a prepared copy holds its linear weights as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// The kernels' panels (f32 or f16 as stored).
+    Panels,
+    /// AMX tiles (f32 weights, for a model loaded at the AMX level: nothing split per call).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    Tiles,
+}
+
 /// Where the copy of weights with this sha256 lives in `dir`.
-fn copy_path(dir: &Path, sha256: &[u8; 32]) -> PathBuf {
-    dir.join(format!("{}-{LAYOUT}.safetensors", hex(sha256)))
+fn copy_path(dir: &Path, sha256: &[u8; 32], layout: Layout) -> PathBuf {
+    let name = match layout {
+        Layout::Panels => LAYOUT,
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        Layout::Tiles => panels_file::TILES_LAYOUT,
+    };
+    dir.join(format!("{}-{name}.safetensors", hex(sha256)))
 }
 
 /// The prepared copy of `original` (whose sha256 is `sha256`) from `dir`, made now if it is not
@@ -39,10 +54,18 @@ pub(crate) fn open_or_make(
     original: &SafeTensors,
     sha256: &[u8; 32],
     dir: &Path,
+    layout: Layout,
 ) -> Option<SafeTensors> {
-    let path = copy_path(dir, sha256);
+    let path = copy_path(dir, sha256, layout);
     let want = hex(sha256);
-    let valid = |st: &SafeTensors| st.has_panels() && st.metadata(SOURCE_KEY) == Some(&want);
+    let valid = |st: &SafeTensors| {
+        let laid_out = match layout {
+            Layout::Panels => st.has_panels(),
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Layout::Tiles => st.has_tiles(),
+        };
+        laid_out && st.metadata(SOURCE_KEY) == Some(&want)
+    };
     // A damaged or foreign copy is replaced below.
     if let Ok(st) = SafeTensors::open_prepared(&path)
         && valid(&st)
@@ -60,12 +83,22 @@ pub(crate) fn open_or_make(
         let mut out = HugeChunks::new(std::fs::File::create(&tmp)?);
         // Panels stay as they are (a 3-D tensor is not packed again): the built-in model's
         // compiled-in file is copied with the source named in its metadata.
-        panels_file::write_panels(
+        let (src, linear, extra) = (
             original.file_bytes(),
             &panels_file::is_encoder_linear,
-            &[(SOURCE_KEY, &want)],
-            &mut out,
-        )?;
+            &[(SOURCE_KEY, want.as_str())],
+        );
+        match layout {
+            Layout::Panels => panels_file::write_panels(src, linear, extra, &mut out)?,
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Layout::Tiles => {
+                // SAFETY: a tile copy is asked for only at the AMX level (`amx::available`).
+                let tiles = |p: &[u8], n, k, out: &mut Vec<u8>| unsafe {
+                    crate::ops::tiles_from_panels(p, n, k, out)
+                };
+                panels_file::write_tiles(src, linear, extra, &tiles, &mut out)?
+            }
+        }
         out.finish()?.sync_all()?;
         std::fs::rename(&tmp, &path)
     })();
@@ -136,8 +169,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let original = fixture();
         let sha = [7u8; 32];
-        let made = open_or_make(&original, &sha, dir.path()).expect("made");
-        let path = copy_path(dir.path(), &sha);
+        let made = open_or_make(&original, &sha, dir.path(), Layout::Panels).expect("made");
+        let path = copy_path(dir.path(), &sha, Layout::Panels);
         let stamp = std::fs::metadata(&path).unwrap().modified().unwrap();
         for name in original.names() {
             let (_, shape) = original.shape(name).unwrap();
@@ -158,21 +191,21 @@ mod tests {
         }
         drop(made);
         // Read back, not rewritten.
-        assert!(open_or_make(&original, &sha, dir.path()).is_some());
+        assert!(open_or_make(&original, &sha, dir.path(), Layout::Panels).is_some());
         assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), stamp);
         // Another file's copy under this name (or a truncated one) is not used: remade.
         std::fs::copy(
-            copy_path(dir.path(), &sha),
-            copy_path(dir.path(), &[8u8; 32]),
+            copy_path(dir.path(), &sha, Layout::Panels),
+            copy_path(dir.path(), &[8u8; 32], Layout::Panels),
         )
         .unwrap();
-        let st = open_or_make(&original, &[8u8; 32], dir.path()).unwrap();
+        let st = open_or_make(&original, &[8u8; 32], dir.path(), Layout::Panels).unwrap();
         assert_eq!(st.metadata(SOURCE_KEY), Some(hex(&[8u8; 32]).as_str()));
         let len = std::fs::metadata(&path).unwrap().len();
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len / 2).unwrap();
         drop(f);
-        assert!(open_or_make(&original, &sha, dir.path()).is_some());
+        assert!(open_or_make(&original, &sha, dir.path(), Layout::Panels).is_some());
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
         // No temporary files left.
         let names: Vec<_> = std::fs::read_dir(dir.path())
@@ -203,6 +236,6 @@ mod tests {
         // A folder that cannot be made.
         let file = dir.path().join("a-file");
         std::fs::write(&file, b"").unwrap();
-        assert!(open_or_make(&original, &sha, &file.join("sub")).is_none());
+        assert!(open_or_make(&original, &sha, &file.join("sub"), Layout::Panels).is_none());
     }
 }
