@@ -137,7 +137,7 @@ unsafe fn run(
         // matrix, split once.
         let whole = m > block;
         if let Source::Split(_) = w {
-            grow(&mut s.b, if whole { panels } else { 1 } * panel_lines);
+            grow(&mut s.b, if whole { panels } else { 2 } * panel_lines);
         }
         // SAFETY: the CPU has AVX-512F/BW/BF16 (`available`); the buffers were just sized for
         // `block` rows of `kp` and `panels` panels of `kp`; the caller bounds `x`, `y` and `w`.
@@ -157,34 +157,61 @@ unsafe fn run(
                 let padded = rows.div_ceil(16) * 16;
                 let (hi, lo) = (&mut s.a_hi, &mut s.a_lo);
                 split_rows(&x[i0 * k..(i0 + rows) * k], rows, k, padded, kp, hi, lo);
-                for p in 0..panels {
+                // Panels two at a time: a step of 16 rows then keeps four accumulators busy
+                // (one row tile × four column tiles) instead of two, which left the tiles
+                // waiting on each product's latency for a single sentence.
+                for p in (0..panels).step_by(2) {
+                    let pair = (p + 1 < panels) as usize + 1;
                     let b = match w {
                         Source::Ready(t) => t.data[p * panel_lines..].as_ptr(),
                         Source::Split(w) if !whole => {
-                            split_panel(w.data, p * k * PANEL, k, kp, &mut s.b[..panel_lines]);
+                            for q in 0..pair {
+                                let dst = &mut s.b[q * panel_lines..][..panel_lines];
+                                split_panel(w.data, (p + q) * k * PANEL, k, kp, dst);
+                            }
                             s.b.as_ptr()
                         }
                         Source::Split(_) => s.b[p * panel_lines..].as_ptr(),
                     } as *const u16;
-                    let cols = (n - p * PANEL).min(PANEL);
+                    // The pair's second panel (read only when there is one).
+                    let next = b.wrapping_add(panel_lines * 32);
                     let mut r0 = 0;
                     while r0 < padded {
-                        let two = r0 + 32 <= padded;
-                        let mut c = [[0f32; 256]; 4];
                         let a = (r0 * row_lines, s.a_hi.as_ptr(), s.a_lo.as_ptr());
-                        tiles(a, b, kp, two, &mut c);
-                        for (t, tile) in c.iter().enumerate().take(if two { 4 } else { 2 }) {
-                            let (rt, c0) = (t / 2, (t % 2) * 16);
-                            if c0 >= cols {
-                                continue;
+                        // (panel, tile (row tile · 2 + column tile), sums) of this step.
+                        let mut c = [[[0f32; 256]; 4]; 2];
+                        let step = if r0 + 32 <= padded {
+                            tiles(a, b, kp, true, &mut c[0]);
+                            if pair == 2 {
+                                tiles(a, next, kp, true, &mut c[1]);
                             }
-                            for r in 0..16.min(rows.saturating_sub(r0 + rt * 16)) {
-                                let i = i0 + r0 + rt * 16 + r;
-                                let out = &mut y[i * ldy + p * PANEL + c0..][..(cols - c0).min(16)];
-                                add_row(out, &tile[r * 16..(r + 1) * 16]);
+                            32
+                        } else {
+                            if pair == 2 {
+                                tiles_wide(a, (b, next), kp, &mut c);
+                            } else {
+                                tiles(a, b, kp, false, &mut c[0]);
+                            }
+                            16
+                        };
+                        for (q, sums) in c.iter().enumerate().take(pair) {
+                            let cols = (n - (p + q) * PANEL).min(PANEL);
+                            for (t, tile) in sums.iter().enumerate().take(step / 8) {
+                                let (rt, c0) = (t / 2, (t % 2) * 16);
+                                if c0 >= cols {
+                                    continue;
+                                }
+                                for r in 0..16.min(rows.saturating_sub(r0 + rt * 16)) {
+                                    let i = i0 + r0 + rt * 16 + r;
+                                    let at = i * ldy + (p + q) * PANEL + c0;
+                                    add_row(
+                                        &mut y[at..][..(cols - c0).min(16)],
+                                        &tile[r * 16..][..16],
+                                    );
+                                }
                             }
                         }
-                        r0 += if two { 32 } else { 16 };
+                        r0 += step;
                     }
                 }
             }
@@ -458,6 +485,78 @@ unsafe fn split_panel(w: Floats<'_>, start: usize, k: usize, kp: usize, dst: &mu
 fn _mm512_castph_si512_bits(v: __m512bh) -> __m512i {
     // SAFETY: both are 512-bit vectors; every bit pattern is valid in each.
     unsafe { std::mem::transmute::<__m512bh, __m512i>(v) }
+}
+
+/// 16 rows × two panels (64 columns): `c[q][t]` (panel `q`, column tile `t`) =
+/// `Σ_blocks hi·hi + lo·hi + hi·lo`, each output summed in the same order as [`tiles`] sums it. Four
+/// independent accumulators (tiles 0–3), the activations' hi and lo in tiles 4 and 5.
+///
+/// # Safety
+/// As [`tiles`]' with `two` false, for each of `b.0` and `b.1`.
+#[inline(always)]
+unsafe fn tiles_wide(
+    (first, hi, lo): (usize, *const Line, *const Line),
+    b: (*const u16, *const u16),
+    kp: usize,
+    c: &mut [[[f32; 256]; 4]; 2],
+) {
+    let s = 64usize; // bytes per tile row (activations tile-blocked, weights tiles)
+    // SAFETY: as `tiles`: 16 rows of hi/lo from `first`, four tiles of each block of both panels.
+    unsafe {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+        for blk in 0..kp / 32 {
+            let ah = hi.add(first + blk * 16) as *const u8;
+            let al = lo.add(first + blk * 16) as *const u8;
+            let p = b.0.add(blk * BLOCK_LINES * 32) as *const u8;
+            let q = b.1.add(blk * BLOCK_LINES * 32) as *const u8;
+            asm!(
+                "tileloadd tmm4, [{ah} + {s}*1]",
+                "tileloadd tmm6, [{p} + {s}*1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tileloadd tmm7, [{p} + {s}*1 + 1024]",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tileloadd tmm6, [{q} + {s}*1]",
+                "tdpbf16ps tmm2, tmm4, tmm6",
+                "tileloadd tmm7, [{q} + {s}*1 + 1024]",
+                "tdpbf16ps tmm3, tmm4, tmm7",
+                "tileloadd tmm5, [{al} + {s}*1]",
+                "tileloadd tmm6, [{p} + {s}*1]",
+                "tdpbf16ps tmm0, tmm5, tmm6",
+                "tileloadd tmm7, [{p} + {s}*1 + 1024]",
+                "tdpbf16ps tmm1, tmm5, tmm7",
+                "tileloadd tmm6, [{q} + {s}*1]",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tileloadd tmm7, [{q} + {s}*1 + 1024]",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                "tileloadd tmm6, [{p} + {s}*1 + 2048]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tileloadd tmm7, [{p} + {s}*1 + 3072]",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tileloadd tmm6, [{q} + {s}*1 + 2048]",
+                "tdpbf16ps tmm2, tmm4, tmm6",
+                "tileloadd tmm7, [{q} + {s}*1 + 3072]",
+                "tdpbf16ps tmm3, tmm4, tmm7",
+                ah = in(reg) ah, al = in(reg) al, p = in(reg) p, q = in(reg) q, s = in(reg) s,
+                options(nostack, readonly),
+            );
+        }
+        let (o, u) = (c[0].as_mut_ptr() as *mut u8, c[1].as_mut_ptr() as *mut u8);
+        asm!(
+            "tilestored [{c0} + {s}*1], tmm0",
+            "tilestored [{c1} + {s}*1], tmm1",
+            "tilestored [{c2} + {s}*1], tmm2",
+            "tilestored [{c3} + {s}*1], tmm3",
+            c0 = in(reg) o, c1 = in(reg) o.add(1024), c2 = in(reg) u, c3 = in(reg) u.add(1024),
+            s = in(reg) s,
+            options(nostack),
+        );
+    }
 }
 
 /// 32 rows (or 16 if `!two`) × 32 columns: `c[t]` = tile `t` (rows 16·(t/2).., columns
