@@ -10,10 +10,11 @@
 //! as with the FMA kernels (it differs from theirs in the last bits).
 //!
 //! Per call: the weights' panels are widened/split into tile layout (pairs of `k` interleaved per
-//! column, 16 columns × 32 `k` per 1 KiB tile) into a scratch of the same bytes as f32 weights;
-//! then each block of rows is split into `hi`/`lo` copies in tiles (rows padded to 16, `k` to 32;
-//! ≤ 1 MiB, kept in L2) and meets every panel, 32 rows × 32 columns per step (tiles 0–3
-//! accumulate, 4–5 hold activations, 6–7 weights). Scratch is per thread and reused.
+//! column, 16 columns × 32 `k` per 1 KiB tile) into a scratch of the same bytes as f32 weights —
+//! unless they come as [`Tiles`] already (an f32 model's prepared copy at this level); then each
+//! block of rows is split into `hi`/`lo` copies in tiles (rows padded to 16, `k` to 32; ≤ 1 MiB,
+//! kept in L2) and meets every panel, 32 rows × 32 columns per step, or 16 rows × two panels
+//! (tiles 0–3 accumulate, 4–5 hold activations, 6–7 weights). Scratch is per thread and reused.
 
 use std::arch::asm;
 use std::arch::x86_64::*;
@@ -67,8 +68,7 @@ unsafe impl bytemuck::Pod for Line {}
 struct Scratch {
     a_hi: Vec<Line>, // [block rows / 16, kp / 32, 16 rows] bf16: 16 × 32 tiles, 1 KiB each
     a_lo: Vec<Line>, // same
-    b: Vec<Line>,    // [panels, kp / 32, 4 tiles (hi 0-15, hi 16-31, lo 0-15, lo 16-31), 16 lines]
-    configured: bool,
+    b: Vec<Line>, // [panels (or 2), kp / 32, 4 tiles (hi 0-15, hi 16-31, lo 0-15, lo 16-31), 16 lines]
 }
 
 thread_local! {
@@ -142,10 +142,9 @@ unsafe fn run(
         // SAFETY: the CPU has AVX-512F/BW/BF16 (`available`); the buffers were just sized for
         // `block` rows of `kp` and `panels` panels of `kp`; the caller bounds `x`, `y` and `w`.
         unsafe {
-            if !s.configured {
-                configure();
-                s.configured = true;
-            }
+            // Every call: other code on this thread (oneDNN under PyTorch, in a Python process
+            // that has both) may have loaded another tile configuration since the last one.
+            configure();
             if let Source::Split(w) = w {
                 for p in (0..panels).filter(|_| whole) {
                     let dst = &mut s.b[p * panel_lines..][..panel_lines];

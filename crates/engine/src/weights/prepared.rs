@@ -2,7 +2,8 @@
 //! ([`panels_file`](super::panels_file)) and kept in a folder
 //! ([`LoadOptions::prepared`](crate::LoadOptions::prepared)), so later loads map it and pack
 //! nothing (packing MiniLM's f32 layers at load costs ~20 ms here, more than the rest of a cold
-//! start).
+//! start). For a model at the AMX level with f32 weights the copy holds AMX tiles instead
+//! ([`Layout::Tiles`]: what `ops::amx` would split the panels into on every call).
 //!
 //! A copy is named by the sha256 of the file it was made from and the layout version, and
 //! records that sha256 in its header, which is checked: a copy never stands in for other weights.
