@@ -27,28 +27,23 @@ for s in list(ours.values()) + ["sembed-bi-avx512", "sembed-dir-avx512"] + peers
     print(f" {t / 1000:.3f} | {2758 / (t / 1000):.0f} | {r:.0f} |" if t else " – | – | – |")
 
 print()
-print("| sembed vs | cold start: built-in / f32 dir (× faster) | STS-B: built-in / f32 dir (× faster) |")
-print("|---|---|---|")
-for p in ["candle", "ort-rs", "fastembed", "ort-py", "st"]:
-    cells = []
-    for table in (one, stsb):
-        if p not in table:
-            cells.append("–")
-            continue
-        ratios = [table[p]["wall_ms_median"] / table[o]["wall_ms_median"] for o in ("sembed-bi", "sembed-dir") if o in table]
-        cells.append(" / ".join(f"{x:.2f}" for x in ratios))
-    print(f"| {p} | {cells[0]} | {cells[1]} |")
-if "sembed-bi-avx512" in stsb:
-    print()
-    print("| sembed capped at AVX-512 (no AMX) vs | cold start: built-in / f32 dir | STS-B: built-in / f32 dir |")
+def ratio_table(title, pair):
+    """Peer time / sembed time for the two sembed systems `pair`, cold start and STS-B."""
+    print(f"| {title} | cold start: built-in / f32 dir (× faster) | STS-B: built-in / f32 dir (× faster) |")
     print("|---|---|---|")
     for p in ["candle", "ort-rs", "fastembed", "ort-py", "st"]:
         cells = []
         for table in (one, stsb):
             ratios = [table[p]["wall_ms_median"] / table[o]["wall_ms_median"]
-                      for o in ("sembed-bi-avx512", "sembed-dir-avx512") if o in table and p in table]
+                      for o in pair if o in table and p in table]
             cells.append(" / ".join(f"{x:.2f}" for x in ratios) or "–")
         print(f"| {p} | {cells[0]} | {cells[1]} |")
+
+
+ratio_table("sembed vs", ("sembed-bi", "sembed-dir"))
+if "sembed-bi-avx512" in stsb:
+    print()
+    ratio_table("sembed capped at AVX-512 (no AMX) vs", ("sembed-bi-avx512", "sembed-dir-avx512"))
     print()
 for p in ["m2v-rs", "m2v-py"]:
     cells = []

@@ -265,16 +265,26 @@ impl<'a> Tiles<'a> {
 /// [`available`] returned true.
 pub(crate) unsafe fn tiles_from_panels(panels: &[u8], n: usize, k: usize, out: &mut Vec<u8>) {
     let data: Vec<f32> = bytemuck::pod_collect_to_vec(panels);
+    // SAFETY: forwarded.
+    let lines = unsafe { tiles_of(&data, n, k) };
+    out.extend_from_slice(bytemuck::cast_slice(&lines));
+}
+
+/// The tiles of f32 panels of `[n, k]`, in a buffer of their own.
+///
+/// # Safety
+/// [`available`] returned true.
+unsafe fn tiles_of(panels: &[f32], n: usize, k: usize) -> Vec<Line> {
     let mut lines = vec![Line([0; 32]); Tiles::lines(n, k)];
     let w = Panels {
-        data: Floats::F32(&data),
+        data: Floats::F32(panels),
         n,
         k,
         nr: PANEL,
     };
     // SAFETY: forwarded.
     unsafe { split_matrix(w, &mut lines) };
-    out.extend_from_slice(bytemuck::cast_slice(&lines));
+    lines
 }
 
 /// Tiles in their own buffer (tests).
@@ -286,16 +296,8 @@ impl OwnedTiles {
     /// The tiles of f32 panels of `[n, k]`; panics where AMX is not [`available`].
     pub(crate) fn from_panels(panels: &[f32], n: usize, k: usize) -> Self {
         assert!(available());
-        let mut lines = vec![Line([0; 32]); Tiles::lines(n, k)];
-        let w = Panels {
-            data: Floats::F32(panels),
-            n,
-            k,
-            nr: PANEL,
-        };
         // SAFETY: AMX is available (asserted).
-        unsafe { split_matrix(w, &mut lines) };
-        OwnedTiles(lines, n, k)
+        OwnedTiles(unsafe { tiles_of(panels, n, k) }, n, k)
     }
 
     pub(crate) fn view(&self) -> Tiles<'_> {
@@ -486,6 +488,44 @@ fn _mm512_castph_si512_bits(v: __m512bh) -> __m512i {
     unsafe { std::mem::transmute::<__m512bh, __m512i>(v) }
 }
 
+/// Zeroes the accumulator tiles 0–3.
+///
+/// # Safety
+/// The tiles are configured ([`configure`]) on this thread.
+#[inline(always)]
+unsafe fn zero_sums() {
+    // SAFETY: register-only tile instructions on a configured thread (caller).
+    unsafe {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        )
+    };
+}
+
+/// Stores accumulator tile `t` (16 rows of 16 f32) at `to[t]`, rows 64 bytes apart.
+///
+/// # Safety
+/// The tiles are configured on this thread; each `to[t]` is writable for 1 KiB.
+#[inline(always)]
+unsafe fn store_sums(to: [*mut u8; 4]) {
+    // SAFETY: 16 rows × 64 bytes from each address (caller).
+    unsafe {
+        asm!(
+            "tilestored [{c0} + {s}*1], tmm0",
+            "tilestored [{c1} + {s}*1], tmm1",
+            "tilestored [{c2} + {s}*1], tmm2",
+            "tilestored [{c3} + {s}*1], tmm3",
+            c0 = in(reg) to[0], c1 = in(reg) to[1], c2 = in(reg) to[2], c3 = in(reg) to[3],
+            s = in(reg) 64usize,
+            options(nostack),
+        )
+    };
+}
+
 /// 16 rows × two panels (64 columns): `c[q][t]` (panel `q`, column tile `t`) =
 /// `Σ_blocks hi·hi + lo·hi + hi·lo`, each output summed in the same order as [`tiles`] sums it. Four
 /// independent accumulators (tiles 0–3), the activations' hi and lo in tiles 4 and 5.
@@ -502,13 +542,7 @@ unsafe fn tiles_wide(
     let s = 64usize; // bytes per tile row (activations tile-blocked, weights tiles)
     // SAFETY: as `tiles`: 16 rows of hi/lo from `first`, four tiles of each block of both panels.
     unsafe {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
+        zero_sums();
         for blk in 0..kp / 32 {
             let ah = hi.add(first + blk * 16) as *const u8;
             let al = lo.add(first + blk * 16) as *const u8;
@@ -546,15 +580,7 @@ unsafe fn tiles_wide(
             );
         }
         let (o, u) = (c[0].as_mut_ptr() as *mut u8, c[1].as_mut_ptr() as *mut u8);
-        asm!(
-            "tilestored [{c0} + {s}*1], tmm0",
-            "tilestored [{c1} + {s}*1], tmm1",
-            "tilestored [{c2} + {s}*1], tmm2",
-            "tilestored [{c3} + {s}*1], tmm3",
-            c0 = in(reg) o, c1 = in(reg) o.add(1024), c2 = in(reg) u, c3 = in(reg) u.add(1024),
-            s = in(reg) s,
-            options(nostack),
-        );
+        store_sums([o, o.add(1024), u, u.add(1024)]);
     }
 }
 
@@ -579,13 +605,7 @@ unsafe fn tiles(
     // .. +16 (+32) of hi/lo, and tile `0..4` of each block of `b`.
     unsafe {
         let row16 = 16 * (kp / 32);
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
+        zero_sums();
         for blk in 0..kp / 32 {
             let ah = hi.add(first + blk * 16) as *const u8;
             let al = lo.add(first + blk * 16) as *const u8;
@@ -644,16 +664,7 @@ unsafe fn tiles(
             }
         }
         let out = c.as_mut_ptr() as *mut u8; // tile t at out + 1024·t
-        asm!(
-            "tilestored [{c0} + {s}*1], tmm0",
-            "tilestored [{c1} + {s}*1], tmm1",
-            "tilestored [{c2} + {s}*1], tmm2",
-            "tilestored [{c3} + {s}*1], tmm3",
-            c0 = in(reg) out, c1 = in(reg) out.add(1024), c2 = in(reg) out.add(2048),
-            c3 = in(reg) out.add(3072),
-            s = in(reg) 64usize,
-            options(nostack),
-        );
+        store_sums([out, out.add(1024), out.add(2048), out.add(3072)]);
     }
 }
 
