@@ -113,9 +113,9 @@ impl Transformer {
         (pooling, dense): (Pooling, Vec<Dense>),
         (cpu, residency): (CpuLevel, Residency),
     ) -> Result<Self> {
-        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         if weights.has_tiles() && cpu.isa() != crate::ops::Isa::Amx {
-            // Only a prepared copy made at the AMX level has them; elsewhere they would not run.
+            // Only a prepared copy made at the AMX level has them; elsewhere (another level, another
+            // CPU or OS) they would not run.
             return Err(crate::Error::invalid(
                 weights.path(),
                 format!(

@@ -391,7 +391,7 @@ mod tests {
             .collect();
         // AMX tiles of the same weights, where this CPU has them.
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-        let tiles: Vec<Option<super::super::amx::OwnedTiles>> = shapes
+        let owned_tiles: Vec<Option<super::super::amx::OwnedTiles>> = shapes
             .iter()
             .zip(&packed)
             .map(|(&(_, k, n), p)| {
@@ -399,8 +399,15 @@ mod tests {
                     .then(|| super::super::amx::OwnedTiles::from_panels(p, n, k))
             })
             .collect();
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        let tiles: Vec<Option<Weights>> = owned_tiles
+            .iter()
+            .map(|t| t.as_ref().map(|t| Weights::Tiles(t.view())))
+            .collect();
+        #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+        let tiles: Vec<Option<Weights>> = shapes.iter().map(|_| None).collect();
         with_helper(|team| {
-            for (i, ((&(m, k, n), w), p)) in shapes.iter().zip(&weights).zip(&packed).enumerate() {
+            for (((&(m, k, n), w), p), t) in shapes.iter().zip(&weights).zip(&packed).zip(&tiles) {
                 let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
                 let panels = Panels {
                     data: Floats::F32(p),
@@ -412,11 +419,7 @@ mod tests {
                     (Weights::Rows(Floats::F32(w)), "rows"),
                     (Weights::Packed(panels), "packed"),
                 ];
-                let _ = i;
-                #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-                if let Some(t) = &tiles[i] {
-                    all.push((Weights::Tiles(t.view()), "tiles"));
-                }
+                all.extend(t.map(|t| (t, "tiles")));
                 for (weights, name) in all {
                     let mut want = vec![1.0f32; m * n];
                     weights.matmul(&x, &mut want, (m, k, n), cpu);

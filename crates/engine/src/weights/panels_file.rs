@@ -54,7 +54,9 @@ pub fn write_panels(
 }
 
 /// [`write_panels`] in the [`TILES_LAYOUT`]: each linear weight (all must be f32) packed into
-/// panels, then given to `tiles`, which writes what the file stores.
+/// panels, then given to `tiles`, which writes what the file stores. (Only the AMX kernel's targets
+/// make such copies.)
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub fn write_tiles(
     src: &[u8],
     is_linear: &dyn Fn(&str) -> bool,
