@@ -46,6 +46,9 @@ def test_a_partitioned_corpus_gets_the_local_vectors(client, minilm_dir, stsb_se
     out.to_parquet(str(path))
     back = ddf_mod.read_parquet(str(path), dtype_backend="pyarrow").compute().sort_values("id")
     np.testing.assert_array_equal(np.array(back["embedding"].to_list(), dtype=np.float32), local)
+    # pandas alone, as the README shows.
+    back = pd.read_parquet(path, dtype_backend="pyarrow").sort_values("id")
+    np.testing.assert_array_equal(np.array(back["embedding"].to_list(), dtype=np.float32), local)
 
 
 def test_static_models_and_empty_partitions(client, stsb_sentences):
