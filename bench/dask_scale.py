@@ -6,8 +6,8 @@ single process's throughput (no per-task model load, no serialization blow-up)?
 Run with the Python package's test venv (python/tests/run.sh makes it: sembed, dask, distributed,
 pandas, pyarrow), e.g. ~/.cache/sembed/test-models/py-sembed/bin/python bench/dask_scale.py.
 Texts: the STS-B sentences repeated to N (default 20,000). One process: SentenceTransformer with 2
-threads, encode(all). Cluster: LocalCluster(n_workers=2, threads_per_worker=1), each worker's
-model limited to 1 thread, embed_dataframe over 16 partitions, .compute() (the workers load
+threads, encode(all). Cluster: LocalCluster(n_workers=2, threads_per_worker=1), embed_dataframe
+with its defaults (in a worker the model takes the worker's one thread) over 16 partitions, .compute() (the workers load
 their models in a first, untimed run of 256 texts; each timed run is a new frame). Best of R rounds each; prints the ratio.
 """
 
@@ -52,7 +52,7 @@ def main() -> None:
         # A new frame each run (a `run` column): Dask would otherwise reuse results it still holds
         # under the same keys, and time nothing.
         frame = dd.from_pandas(pd.DataFrame({"text": texts[:n], "run": next(runs)}), npartitions=16)
-        return sembed.dask.embed_dataframe(frame, a.model, model_kwargs={"threads": 1}).compute()
+        return sembed.dask.embed_dataframe(frame, a.model).compute()
 
     job(256)  # each worker loads its model
     best_dask = min(_timed(job) for _ in range(a.rounds))

@@ -18,9 +18,12 @@ is the model's name and the texts, never weights or a model object::
 
 The same code runs on one machine (``LocalCluster``) and on many (``dask scheduler`` on one host,
 ``dask worker tcp://scheduler:8786 --nworkers 1 --nthreads 1`` on each, sembed installed on all):
-give each worker process one thread per core it may use and let sembed's threads do the matrix
-work (``model_kwargs={"threads": N}``, the model's own thread budget), or run one single-threaded worker per core. Vectors equal a local run's
-exactly: a text's vector does not depend on its batch or partition.
+run one single-threaded worker per core, or one worker per machine with a thread per core. Inside a
+worker the model computes with as many threads as the worker has (``--nthreads``; concurrent tasks
+share them), unless ``model_kwargs={"threads": N}`` says otherwise: left to its default, each of two
+one-thread workers on two cores would start a thread per core and the four would fight over two
+(0.86x against 0.90x of one process, BENCHMARKS.md). Vectors equal a local run's exactly: a text's
+vector does not depend on its batch, partition or thread count.
 
 The same pattern elsewhere: Ray Data, ``ds.map_batches(Embed, fn_constructor_args=("all-MiniLM-L6-v2",),
 concurrency=N, batch_format="pandas")`` with a class whose ``__init__`` loads the model and whose
@@ -35,7 +38,7 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["embed_dataframe", "embed_partition", "loads", "model"]
+__all__ = ["embed_dataframe", "embed_partition", "loads", "model", "worker_threads"]
 
 _models: dict[tuple, Any] = {}
 _lock = threading.Lock()
@@ -45,8 +48,13 @@ _loads = 0
 def model(name: str | os.PathLike, kind: str = "sentence-transformer", **kwargs: Any) -> Any:
     """The model ``name`` of this process, loaded on first use and kept: ``kind`` is
     ``"sentence-transformer"`` (:class:`sembed.SentenceTransformer`) or ``"static"``
-    (:class:`sembed.StaticModel`); ``kwargs`` go to its constructor."""
+    (:class:`sembed.StaticModel`); ``kwargs`` go to its constructor. In a Dask worker a
+    sentence-transformer's ``threads`` defaults to the worker's thread count."""
     global _loads
+    if kind == "sentence-transformer" and "threads" not in kwargs:
+        n = worker_threads()
+        if n is not None:
+            kwargs["threads"] = n
     key = (os.fspath(name), kind, tuple(sorted(kwargs.items())))
     with _lock:
         m = _models.get(key)
@@ -62,6 +70,18 @@ def model(name: str | os.PathLike, kind: str = "sentence-transformer", **kwargs:
             _models[key] = m
             _loads += 1
         return m
+
+
+def worker_threads() -> int | None:
+    """The thread count of the Dask worker this code runs in; ``None`` outside a worker."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    n = getattr(getattr(worker, "state", None), "nthreads", None) or getattr(worker, "nthreads", None)
+    return int(n) if n else None
 
 
 def loads() -> int:
@@ -92,6 +112,8 @@ def embed_partition(
         return out
     kwargs: dict[str, Any] = {"batch_size": batch_size}
     if kind == "static":
+        # A static model takes its thread count per call; in a worker, the worker's.
+        kwargs["threads"] = worker_threads() or 0
         vectors = np.asarray(m.encode(texts, **kwargs), dtype=np.float32)
     else:
         vectors = np.asarray(m.encode(texts, convert_to_numpy=True, **kwargs), dtype=np.float32)

@@ -65,3 +65,27 @@ def test_static_models_and_empty_partitions(client, stsb_sentences):
     np.testing.assert_array_equal(np.array(got["v"].to_list(), dtype=np.float32), local)
     with pytest.raises(ValueError, match="kind"):
         sembed.dask.model(str(m2v), kind="nonsense")
+
+
+def test_in_a_worker_the_model_takes_the_workers_threads(client, minilm_dir):
+    # Two one-thread workers on a 2-core machine: each model computes with 1 thread, not a thread
+    # per core (which would put four threads on two cores).
+    def threads_of_default_model(name):
+        m = sembed.dask.model(name)
+        return sembed.dask.worker_threads(), m._model.threads()
+
+    def on_each_worker(f, *args):
+        # As tasks (where partitions run), one pinned to each worker.
+        workers = sorted(client.scheduler_info()["workers"])
+        futures = [client.submit(f, *args, workers=[w], pure=False) for w in workers]
+        return client.gather(futures)
+
+    got = on_each_worker(threads_of_default_model, str(minilm_dir))
+    assert got == [(1, 1), (1, 1)], got
+
+    # Given explicitly, the caller's count wins; outside a worker there is none to follow.
+    def threads_of(name, n):
+        return sembed.dask.model(name, threads=n)._model.threads()
+
+    assert on_each_worker(threads_of, str(minilm_dir), 2) == [2, 2]
+    assert sembed.dask.worker_threads() is None
