@@ -7,8 +7,9 @@ Run with the Python package's test venv (python/tests/run.sh makes it: sembed, d
 pandas, pyarrow), e.g. ~/.cache/sembed/test-models/py-sembed/bin/python bench/dask_scale.py.
 Texts: the STS-B sentences repeated to N (default 20,000). One process: SentenceTransformer with 2
 threads, encode(all). Cluster: LocalCluster(n_workers=2, threads_per_worker=1), embed_dataframe
-with its defaults (in a worker the model takes the worker's one thread) over 16 partitions, .compute() (the workers load
-their models in a first, untimed run of 256 texts; each timed run is a new frame). Best of R rounds each; prints the ratio.
+with its defaults (in a worker the model takes the worker's one thread) over 16 partitions,
+.compute() (the workers load their models in a first, untimed run of 256 texts; each timed run is
+a new frame). Best of R rounds each; prints the ratio.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ run one single-threaded worker per core, or one worker per machine with a thread
 worker the model computes with as many threads as the worker has (``--nthreads``; concurrent tasks
 share them), unless ``model_kwargs={"threads": N}`` says otherwise: left to its default, each of two
 one-thread workers on two cores would start a thread per core and the four would fight over two
-(0.86x against 0.90x of one process, BENCHMARKS.md). Vectors equal a local run's exactly: a text's
+(0.86x of one process's throughput, against 0.90-0.94x this way: BENCHMARKS.md). Vectors equal a local run's exactly: a text's
 vector does not depend on its batch, partition or thread count.
 
 The same pattern elsewhere: Ray Data, ``ds.map_batches(Embed, fn_constructor_args=("all-MiniLM-L6-v2",),
