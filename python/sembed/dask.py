@@ -17,19 +17,20 @@ is the model's name and the texts, never weights or a model object::
     # read back with dd.read_parquet(path, dtype_backend="pyarrow")
 
 The same code runs on one machine (``LocalCluster``) and on many (``dask scheduler`` on one host,
-``dask worker tcp://scheduler:8786 --nworkers 1 --nthreads 1`` on each, sembed installed on all):
+``dask worker tcp://scheduler:8786 --nworkers 1 --nthreads N`` on each, sembed installed on all):
 run one single-threaded worker per core, or one worker per machine with a thread per core. Inside a
 worker the model computes with as many threads as the worker has (``--nthreads``; concurrent tasks
-share them), unless ``model_kwargs={"threads": N}`` says otherwise: left to its default, each of two
-one-thread workers on two cores would start a thread per core and the four would fight over two
-(0.86x of one process's throughput, against 0.90-0.94x this way: BENCHMARKS.md). Vectors equal a local run's exactly: a text's
-vector does not depend on its batch, partition or thread count.
+share them), unless ``model_kwargs={"threads": N}`` says otherwise. (A model's own default, a
+thread per core of the machine, would put four threads on two cores under two one-thread workers:
+0.86x of one process's throughput, against 0.90-0.94x this way; BENCHMARKS.md.) Vectors equal a
+local run's exactly: a text's vector does not depend on its batch, partition or thread count.
 
 The same pattern elsewhere: Ray Data, ``ds.map_batches(Embed, fn_constructor_args=("all-MiniLM-L6-v2",),
 concurrency=N, batch_format="pandas")`` with a class whose ``__init__`` loads the model and whose
 ``__call__`` encodes a batch; Spark, ``df.mapInPandas(fn, schema)`` with ``fn`` loading the model
 once per Python worker (a module-level cache like :func:`model`) and yielding frames with an
-``array<float>`` column.
+``array<float>`` column. There, give the model ``threads=`` the cores each actor or task has (Ray's
+``num_cpus``, Spark's ``spark.task.cpus``): outside Dask it takes a thread per core of the machine.
 """
 
 from __future__ import annotations
