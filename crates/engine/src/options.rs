@@ -95,9 +95,10 @@ pub struct LoadOptions {
     /// is the size of its weights file; delete the folder any time. `None`: weights as stored
     /// are packed in memory at every load (~20 ms for MiniLM's f32 layers here). Either way the
     /// vectors are the same bits. At the AMX level an f32 model's copy holds the kernel's bf16
-    /// tiles instead (the same size), which it would otherwise split on every call. The folder also keeps prepared WordPiece vocabularies (hash
-    /// tables read in place, named by tokenizer.json's sha256, ~1.3 MB for a 30k vocabulary), so
-    /// a load scans none: the same token ids, ~15 M fewer instructions per start.
+    /// tiles instead (the same size), which it would otherwise split on every call. The folder
+    /// also keeps prepared WordPiece vocabularies (hash tables read in place, named by
+    /// tokenizer.json's sha256, ~1.3 MB for a 30k vocabulary), so a load scans none: the same
+    /// token ids, ~15 M fewer instructions per start.
     pub prepared: Option<PathBuf>,
 }
 

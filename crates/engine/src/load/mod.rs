@@ -103,9 +103,9 @@ fn prompts(files: &Files) -> Result<SentenceTransformersConfig> {
 /// a prepared folder (all-mpnet-base-v2's weights are 0.44 GB).
 const MAX_PREPARED_BYTES: u64 = 16 << 30;
 
-/// The prepared copy of `weights` (panels, or AMX tiles; see `weights::prepared`) when `opts` names a folder
-/// for them and the weights would be packed at load or are the built-in model's; `None` to use
-/// `weights` as they are. `check`
+/// The prepared copy of `weights` (panels, or AMX tiles; see `weights::prepared`) when `opts`
+/// names a folder for them and the weights would be packed at load or are the built-in model's;
+/// `None` to use `weights` as they are. `check`
 /// (can the encoder be built over it?) runs on `weights` first, so a file that does not hold the
 /// model gets its errors in its own name, never the copy's; a copy that fails it is not used.
 fn prepare(
